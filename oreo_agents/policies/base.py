@@ -53,6 +53,9 @@ class Decision:
     completion_logprobs: list[float] = field(default_factory=list)
     value: float = math.nan
     candidates: list[Candidate] = field(default_factory=list)
+    # The policy cannot act at all (e.g. the context is longer than the model accepts): stop the episode from outside
+    # (termination "aborted", see RecordEpisode.abort) instead of counting it as an unparseable reply.
+    aborted: bool = False
 
 
 @runtime_checkable

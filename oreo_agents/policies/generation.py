@@ -1,0 +1,273 @@
+"""Generation backends: batched sampling over many token contexts, returning exactly what was generated.
+
+A backend takes *token ids* in (the contexts from :func:`oreo_agents.prompting.context_ids`) and gives token ids out, so
+the recorder stores what the model actually produced, never a re-tokenized reconstruction::
+
+    >>> backend = HFBackend.from_pretrained("runs/sft/policy")                     # doctest: +SKIP
+    >>> params = SamplingParams(n=4, temperature=0.7, max_new_tokens=48, stop_strings=("\\n",))
+    >>> [samples] = backend.generate([prompt_ids], params)                          # doctest: +SKIP
+    >>> samples[0].token_ids, samples[0].logprobs, samples[0].text, samples[0].finish_reason  # doctest: +SKIP
+
+Each :class:`Completion` holds the sampled ids *terminator included* (the EOS, or the token that completed a stop string),
+one log-prob per id, and the decoded text (special tokens skipped). ``logprobs="policy"`` (default) records
+``log pi(token | context)`` of the model itself (temperature 1, no top-p: what a fresh forward pass gives and what
+OREO's log-ratios need); ``logprobs="sampling"`` records the log-prob under the temperature/top-p distribution the token
+was actually drawn from (the behaviour policy).
+
+Backends: :class:`HFBackend` (any ``transformers`` causal LM, our own KV-cache loop) and
+:class:`oreo_agents.policies.vllm_backend.VLLMBackend` (GPU, optional), chosen by :func:`make_backend`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, Sequence
+
+from oreo_agents.errors import OreoError
+
+FinishReason = Literal["eos", "stop", "length", "context"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. ``temperature == 0`` means greedy (then ``top_p`` and the seed do not matter)."""
+
+    n: int = 1  # samples per context
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    stop_strings: tuple[str, ...] = ()  # stop once the completion's text contains one (the token is kept)
+    stop_token_ids: tuple[int, ...] = ()  # extra terminators besides the tokenizer's/model's EOS
+    logprobs: Literal["policy", "sampling"] = "policy"
+    seed: int | None = None  # None: continue the backend's own generator (reproducible per backend seed)
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise OreoError(f"sampling: n must be >= 1 (got {self.n})")
+        if self.temperature < 0:
+            raise OreoError(f"sampling: temperature must be >= 0 (got {self.temperature})")
+        if not 0 < self.top_p <= 1:
+            raise OreoError(f"sampling: top_p must be in (0, 1] (got {self.top_p})")
+        if self.max_new_tokens < 1:
+            raise OreoError(f"sampling: max_new_tokens must be >= 1 (got {self.max_new_tokens})")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Completion:
+    """One sampled continuation of one context."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish_reason: FinishReason
+
+    @property
+    def logprob(self) -> float:
+        return float(sum(self.logprobs))
+
+
+class GenerationBackend(Protocol):
+    name: str
+    tokenizer: Any
+    max_context: int | None  # longest sequence (context + completion) the model accepts, None if unbounded
+
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
+        """``params.n`` completions for each prompt, in prompt order."""
+        ...
+
+
+def eos_ids(tokenizer: Any, config: Any = None, extra: Sequence[int] = ()) -> set[int]:
+    """Every id that ends a reply: the tokenizer's EOS, the model's generation-config EOS (int or list), extras."""
+    ids = {int(t) for t in extra}
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    for source in (config, getattr(config, "generation_config", None)):
+        eos = getattr(source, "eos_token_id", None)
+        if eos is not None:
+            ids.update(int(t) for t in (eos if isinstance(eos, (list, tuple)) else [eos]))
+    return ids
+
+
+def torch_inference_mode():
+    """``torch.inference_mode`` as a decorator, imported when first called (module import stays torch-free)."""
+
+    def decorate(func):
+        def wrapper(*args, **kwargs):
+            import torch
+
+            with torch.inference_mode():
+                return func(*args, **kwargs)
+
+        wrapper.__name__, wrapper.__doc__ = func.__name__, func.__doc__
+        return wrapper
+
+    return decorate
+
+
+class HFBackend:
+    """Batched sampling with a ``transformers`` causal LM on CPU or GPU.
+
+    Our own loop rather than ``model.generate`` because we need, per sample, the exact ids up to and including the
+    terminator, their log-probs, a per-call seeded generator, and prompt sharing: each distinct prompt is prefilled
+    once and its KV cache repeated ``n`` times, so K candidates cost one prefill, not K.
+    """
+
+    name = "hf"
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64, seed: int = 0) -> None:
+        import torch
+
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+        self.device = next(model.parameters()).device
+        self.max_context = getattr(model.config, "max_position_embeddings", None)
+        self._eos = eos_ids(tokenizer, model.config)
+        pad = getattr(tokenizer, "pad_token_id", None)
+        self._pad = int(pad if pad is not None else next(iter(self._eos), 0))
+        self._generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, device: str | None = None, dtype: str | None = None, **kw: Any) -> "HFBackend":
+        from oreo_agents.learning.models import load_policy, load_tokenizer
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise OreoError(f"model directory {path} has no config.json (expected a save_pretrained folder)")
+        return cls(load_policy(path, dtype=dtype, device=device), load_tokenizer(path), **kw)
+
+    # --- public ---------------------------------------------------------------------------------------------------
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
+        import torch
+
+        generator = self._generator
+        if params.seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(params.seed)
+        results: list[list[Completion]] = [[] for _ in prompts]
+        # Longest first so each micro-batch holds similar lengths (less padding); results go back in prompt order.
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        per_batch = max(1, self.max_batch_size // params.n)
+        for start in range(0, len(order), per_batch):
+            chunk = order[start : start + per_batch]
+            fits = [i for i in chunk if self._room(len(prompts[i])) > 0]
+            for i in chunk:
+                if i not in fits:  # the context alone fills the model: nothing can be generated
+                    results[i] = [Completion([], [], "", "context") for _ in range(params.n)]
+            if fits:
+                for i, samples in zip(fits, self._generate_batch([prompts[i] for i in fits], params, generator)):
+                    results[i] = samples
+        return results
+
+    # --- internals ------------------------------------------------------------------------------------------------
+    def _room(self, prompt_len: int) -> int:
+        return 10**9 if self.max_context is None else self.max_context - prompt_len
+
+    @torch_inference_mode()
+    def _generate_batch(self, prompts: list[Sequence[int]], params: SamplingParams, generator: Any) -> list[list[Completion]]:
+        import torch
+
+        n, dev = params.n, self.device
+        if not all(prompts):
+            raise OreoError("generation: got an empty prompt (a context needs at least one token)")
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self._pad, dtype=torch.long, device=dev)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long, device=dev)
+        for row, p in enumerate(prompts):  # left padding: every row's next token goes in the same column
+            ids[row, width - len(p) :] = torch.tensor(list(p), dtype=torch.long, device=dev)
+            mask[row, width - len(p) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+        if n > 1:  # prefill once per prompt, then fan out the KV cache to the n samples
+            cache.batch_repeat_interleave(n)
+            logits = logits.repeat_interleave(n, dim=0)
+            mask = mask.repeat_interleave(n, dim=0)
+        rows = len(prompts) * n
+        last_pos = mask.sum(-1) - 1
+        limits = [min(params.max_new_tokens, self._room(len(prompts[r // n]))) for r in range(rows)]
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        lps: list[list[float]] = [[] for _ in range(rows)]
+        reasons: list[str | None] = [None] * rows
+        stop_len = max((len(s) for s in params.stop_strings), default=0)
+        eos = self._eos | {int(t) for t in params.stop_token_ids}
+        for _ in range(max(limits)):
+            chosen, policy_lp, sampling_lp = self._sample(logits, params, generator)
+            record_lp = policy_lp if params.logprobs == "policy" else sampling_lp
+            chosen_list, lp_list = chosen.tolist(), record_lp.tolist()
+            for r in range(rows):
+                if reasons[r] is not None:
+                    continue
+                tokens[r].append(chosen_list[r])
+                lps[r].append(lp_list[r])
+                if chosen_list[r] in eos:
+                    reasons[r] = "eos"
+                elif stop_len and self._hit_stop(tokens[r], params.stop_strings, stop_len):
+                    reasons[r] = "stop"
+                elif len(tokens[r]) >= limits[r]:
+                    reasons[r] = "length"
+            if all(reason is not None for reason in reasons):
+                break
+            # Finished rows keep stepping (batch shape stays fixed) on a pad token whose output is ignored.
+            feed = torch.tensor(
+                [chosen_list[r] if reasons[r] is None else self._pad for r in range(rows)], dtype=torch.long, device=dev
+            )
+            mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long, device=dev)], dim=1)
+            last_pos = last_pos + 1
+            out = self.model(
+                input_ids=feed[:, None],
+                attention_mask=mask,
+                position_ids=last_pos[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+        grouped: list[list[Completion]] = []
+        for p in range(len(prompts)):
+            group = []
+            for r in range(p * n, (p + 1) * n):
+                text = self.tokenizer.decode(tokens[r], skip_special_tokens=True)
+                group.append(Completion(tokens[r], lps[r], text, reasons[r] or "length"))  # type: ignore[arg-type]
+            grouped.append(group)
+        return grouped
+
+    def _hit_stop(self, ids: list[int], stops: Sequence[str], stop_len: int) -> bool:
+        # A stop string of L characters is completed within the last L tokens; decode only that tail.
+        tail = self.tokenizer.decode(ids[-(stop_len + 1) :], skip_special_tokens=True)
+        return any(s in tail for s in stops)
+
+    @staticmethod
+    def _sample(logits: Any, params: SamplingParams, generator: Any) -> tuple[Any, Any, Any]:
+        import torch
+
+        policy_lp = torch.log_softmax(logits, dim=-1)
+        if params.greedy:
+            chosen = logits.argmax(dim=-1)
+            picked = policy_lp.gather(1, chosen[:, None])[:, 0]
+            return chosen, picked, torch.zeros_like(picked)  # greedy: the behaviour policy picks it with prob 1
+        scaled = logits / params.temperature
+        if params.top_p < 1.0:
+            sorted_logits, idx = scaled.sort(dim=-1, descending=True)
+            cum = sorted_logits.softmax(-1).cumsum(-1)
+            drop = cum - sorted_logits.softmax(-1) >= params.top_p  # keep the smallest prefix reaching top_p
+            sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+            scaled = torch.full_like(scaled, float("-inf")).scatter(1, idx, sorted_logits)
+        sampling_lp = torch.log_softmax(scaled, dim=-1)
+        chosen = torch.multinomial(sampling_lp.exp(), 1, generator=generator)[:, 0]
+        return chosen, policy_lp.gather(1, chosen[:, None])[:, 0], sampling_lp.gather(1, chosen[:, None])[:, 0]
+
+
+def make_backend(backend: str, model_path: str | Path, *, device: str | None = None, dtype: str | None = None,
+                 seed: int = 0, max_batch_size: int = 64, **kwargs: Any) -> GenerationBackend:
+    """``"hf"`` (default, CPU/GPU) or ``"vllm"`` (GPU; imports vllm only here)."""
+    if backend == "hf":
+        return HFBackend.from_pretrained(model_path, device=device, dtype=dtype, seed=seed, max_batch_size=max_batch_size)
+    if backend == "vllm":
+        from oreo_agents.policies.vllm_backend import VLLMBackend
+
+        return VLLMBackend(model_path, dtype=dtype, seed=seed, **kwargs)
+    raise OreoError(f"--backend: unknown generation backend '{backend}' (choose hf or vllm)")
