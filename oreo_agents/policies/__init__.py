@@ -1,0 +1,49 @@
+"""Policies: something that turns a batch of :class:`~oreo_agents.policies.base.Turn` into Decisions.
+
+``make_policy`` builds one by name. The scripted ones (``expert``, ``random``, ``noisy-expert``) need no torch; the
+``model`` policy (an HF causal LM, or vLLM on GPU) is imported only when asked for::
+
+    >>> from oreo_agents.policies import make_policy
+    >>> make_policy("noisy-expert", eps=0.1, seed=3).name
+    'noisy-expert'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oreo_agents.errors import OreoError
+from oreo_agents.policies.base import Candidate, Decision, Policy, Turn
+
+POLICY_NAMES = ("expert", "random", "noisy-expert", "model")
+# Policies that read info["expert_action"], so the env must be built with expert=True.
+NEEDS_EXPERT = frozenset({"expert", "noisy-expert"})
+
+
+def make_policy(name: str, **kwargs: Any) -> Policy:
+    """Build a policy by name.
+
+    - ``expert``: no arguments.
+    - ``random``: ``seed``.
+    - ``noisy-expert``: ``eps`` (probability of a random action), ``seed``.
+    - ``model``: passed to :class:`oreo_agents.policies.model.ModelPolicy` (model directory, backend, sampling...).
+
+    Unknown names and arguments a policy does not take are :class:`OreoError` naming them.
+    """
+    from oreo_agents.policies import scripted
+
+    if name == "model":
+        from oreo_agents.policies.model import ModelPolicy  # torch/transformers only on this branch
+
+        return ModelPolicy(**kwargs)
+    classes = {"expert": scripted.ExpertPolicy, "random": scripted.RandomPolicy, "noisy-expert": scripted.NoisyExpertPolicy}
+    if name not in classes:
+        raise OreoError(f"unknown policy '{name}' (choose from: {', '.join(POLICY_NAMES)})")
+    accepted = {"expert": set(), "random": {"seed"}, "noisy-expert": {"eps", "seed"}}[name]
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise OreoError(f"policy '{name}' takes no option(s) {', '.join(unknown)}")
+    return classes[name](**kwargs)
+
+
+__all__ = ["POLICY_NAMES", "NEEDS_EXPERT", "Candidate", "Decision", "Policy", "Turn", "make_policy"]
