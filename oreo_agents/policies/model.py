@@ -50,7 +50,8 @@ class ModelPolicy:
     """An LM policy over a :class:`~oreo_agents.policies.generation.GenerationBackend`.
 
     Args:
-        backend: the generation backend (HF or vLLM); its tokenizer renders the prompt format.
+        model: a model folder (loaded on ``backend``: ``"hf"`` or ``"vllm"``) or a ready generation backend; the
+            backend's tokenizer renders the prompt format.
         temperature: 0 = greedy. top_p: nucleus sampling. max_new_tokens: longest reply.
         checkpoint: the model folder, stored in each episode's metadata.
         seed: seeds the per-call generator so a run is reproducible.
@@ -60,16 +61,24 @@ class ModelPolicy:
 
     def __init__(
         self,
-        backend: GenerationBackend,
+        model: "str | Path | GenerationBackend",
         *,
+        backend: str = "hf",
+        device: str | None = None,
+        dtype: str | None = None,
+        max_batch_size: int = 64,
         temperature: float = 1.0,
         top_p: float = 1.0,
         max_new_tokens: int = 64,
         checkpoint: str = "",
         seed: int = 0,
     ) -> None:
-        self.backend = backend
-        self.tokenizer = backend.tokenizer
+        if isinstance(model, (str, Path)):  # a model folder: load it on the chosen backend
+            checkpoint = checkpoint or str(model)
+            model = make_backend(backend, check_model_dir(model, "--model"), device=device, dtype=dtype, seed=seed,
+                                 max_batch_size=max_batch_size)
+        self.backend: GenerationBackend = model
+        self.tokenizer = model.tokenizer
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.checkpoint = checkpoint
         self.seed = seed
@@ -77,19 +86,8 @@ class ModelPolicy:
         self.params(1)  # validate the sampling options now, not at the first turn
 
     @classmethod
-    def from_pretrained(
-        cls,
-        path: str | Path,
-        *,
-        backend: str = "hf",
-        device: str | None = None,
-        dtype: str | None = None,
-        max_batch_size: int = 64,
-        **kwargs: Any,
-    ) -> "ModelPolicy":
-        seed = int(kwargs.get("seed", 0))
-        engine = make_backend(backend, path, device=device, dtype=dtype, seed=seed, max_batch_size=max_batch_size)
-        return cls(engine, checkpoint=str(path), **kwargs)
+    def from_pretrained(cls, path: str | Path, **kwargs: Any) -> "ModelPolicy":
+        return cls(path, **kwargs)
 
     # --- Policy protocol --------------------------------------------------------------------------------------------
     def act(self, turns: Sequence[Turn]) -> list[Decision]:
@@ -166,7 +164,7 @@ def check_model_dir(path: str | Path, flag: str = "--policy") -> Path:
     """A model folder given on the command line, with a one-line error naming the flag when it is not one."""
     p = Path(path).expanduser()
     if not p.is_dir():
-        raise OreoError(f"{flag} {path}: no such model directory (expected expert, random or a checkpoint folder)")
+        raise OreoError(f"{flag} {path}: no such model directory")
     if not (p / "config.json").is_file():
         raise OreoError(f"{flag} {path}: {p} has no config.json (not a save_pretrained model folder)")
     return p

@@ -1,0 +1,177 @@
+"""The agent: a policy model, an optional value model and a selection mode, itself a Policy.
+
+Because it is a :class:`~oreo_agents.policies.base.Policy`, the same object plays in ``play`` and ``eval`` and collects
+data in ``collect`` (a trained model with value selection collects like any other policy)::
+
+    >>> agent = Agent.load("runs/oreo/policy", value="runs/oreo/value", select="value", k=4)   # doctest: +SKIP
+    >>> [d] = agent.act([turn])                                                                   # doctest: +SKIP
+    >>> [(c.action, round(c.value, 2), c.chosen) for c in d.candidates]                           # doctest: +SKIP
+    [('go to cabinet 1', 0.41, False), ('go to stoveburner 1', 0.73, True), ...]
+
+Modes (see :mod:`oreo_agents.agent.selection`): ``greedy``, ``sample`` (the policy's temperature), ``value`` (K sampled
+replies, act with the highest V at the reply's last token; the paper's agent search), ``admissible`` (score every
+admissible command by V, or by the policy's log-prob when no value model is given; no sampling).
+Every decision lists its candidates with their policy log-probs and values, chosen one marked, for ``play``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from oreo_agents.agent.selection import Scored, argmax_by, check_select, policy_logprobs, value_at_ends
+from oreo_agents.envs.core import INFO_ADMISSIBLE
+from oreo_agents.errors import OreoError
+from oreo_agents.policies.base import Candidate, Decision, Policy, Turn
+from oreo_agents.policies.generation import Completion
+from oreo_agents.policies.model import Context, ModelPolicy
+from oreo_agents.prompting import encode_text, reply_terminator_ids
+
+# Value selection with a greedy policy would draw K identical replies; sample at this temperature instead.
+DEFAULT_SEARCH_TEMPERATURE = 1.0
+
+
+class Agent:
+    """Policy model + optional ValueModel + selection mode (``greedy``, ``sample``, ``value``, ``admissible``).
+
+    Args:
+        policy: a :class:`ModelPolicy`, or any other Policy (expert, random), which is then simply delegated to.
+        value: a :class:`~oreo_agents.learning.models.ValueModel` sharing the policy's tokenizer, or None.
+        select: the selection mode. k: candidates per turn for ``value``.
+    """
+
+    name = "agent"
+
+    def __init__(self, policy: Policy, value: Any = None, *, select: str = "greedy", k: int = 4, value_path: str = "") -> None:
+        check_select(select, k=k, has_value=value is not None)
+        if select != "greedy" and not isinstance(policy, ModelPolicy):
+            raise OreoError(f"--select {select} needs a model policy (--policy <checkpoint dir>), not '{policy.name}'")
+        self.policy, self.value, self.select, self.k, self.value_path = policy, value, select, k, value_path
+        if value is not None and isinstance(policy, ModelPolicy):
+            vocab = value.backbone.get_input_embeddings().num_embeddings
+            if vocab < len(policy.tokenizer):
+                raise OreoError(
+                    f"--value {value_path or 'model'}: its vocabulary ({vocab}) is smaller than the policy tokenizer's "
+                    f"({len(policy.tokenizer)}); the value model must come from the same base checkpoint"
+                )
+            self.value = value.to(_device_of(policy)).eval()
+
+    @classmethod
+    def load(cls, policy: str | Path, *, value: str | Path | None = None, select: str = "greedy", k: int = 4,
+             temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64, seed: int = 0,
+             backend: str = "hf", device: str | None = None, dtype: str | None = None) -> "Agent":
+        """An agent from checkpoint folders (the policy's, and the value model's saved by ``train``)."""
+        check_select(select, k=k, has_value=value is not None)
+        model = ModelPolicy(policy, backend=backend, device=device, dtype=dtype, temperature=temperature, top_p=top_p,
+                            max_new_tokens=max_new_tokens, seed=seed)
+        value_model = load_value(value, device=device, dtype=dtype) if value is not None else None
+        return cls(model, value_model, select=select, k=k, value_path=str(value or ""))
+
+    # --- Policy protocol --------------------------------------------------------------------------------------------
+    def act(self, turns: Sequence[Turn]) -> list[Decision]:
+        if not isinstance(self.policy, ModelPolicy):
+            return self.policy.act(turns)
+        policy = self.policy
+        contexts = [policy.context(t) for t in turns]
+        if self.select == "admissible":
+            return self._admissible(turns, contexts)
+        if self.select == "value":
+            temp = policy.temperature or DEFAULT_SEARCH_TEMPERATURE
+            groups = policy.generate(contexts, n=self.k, temperature=temp)
+        else:
+            groups = policy.generate(contexts, n=1, temperature=0.0 if self.select == "greedy" else None)
+        scored = [[Scored(c.token_ids, c.logprobs, c.text) for c in group] for group in groups]
+        self._add_values(contexts, scored)
+        decisions = []
+        for ctx, group, cands in zip(contexts, groups, scored):
+            best = argmax_by(cands, "value") if self.select == "value" else 0
+            decisions.append(self._decide(ctx, group[best], cands, best))
+        return decisions
+
+    def metadata(self) -> dict[str, Any]:
+        base = self.policy.metadata() if hasattr(self.policy, "metadata") else {}
+        sampling = dict(base.get("sampling") or {})
+        sampling.update(select=self.select, k=self.k if self.select == "value" else 1, value=self.value_path)
+        return {**base, "sampling": sampling}
+
+    # --- internals --------------------------------------------------------------------------------------------------
+    def _add_values(self, contexts: Sequence[Context], scored: list[list[Scored]]) -> None:
+        """Fill V at each candidate's last token: one batched value forward over every candidate of every env."""
+        if self.value is None:
+            return
+        live = [i for i, cands in enumerate(scored) if cands and all(c.token_ids for c in cands)]
+        if not live:
+            return
+        values = value_at_ends(
+            self.value, [contexts[i].ids for i in live], [[c.token_ids for c in scored[i]] for i in live], self._pad
+        )
+        for i, vs in zip(live, values):
+            for cand, v in zip(scored[i], vs):
+                cand.value = v
+
+    def _admissible(self, turns: Sequence[Turn], contexts: list[Context]) -> list[Decision]:
+        policy = self.policy
+        lm = getattr(policy.backend, "model", None)
+        if lm is None:
+            raise OreoError("--select admissible scores commands with a forward pass: use --backend hf")
+        tok = policy.tokenizer
+        limit = policy.backend.max_context or 10**9
+        decisions: list[Decision | None] = [None] * len(turns)
+        live, conts = [], []
+        for i, (turn, ctx) in enumerate(zip(turns, contexts)):
+            commands = list(turn.info.get(INFO_ADMISSIBLE) or [])
+            if not commands:
+                raise OreoError(
+                    f"--select admissible: env {turn.env_id} lists no admissible commands (use greedy, sample or value)"
+                )
+            ids = [encode_text(tok, ctx.fmt.reply_text(c)) + reply_terminator_ids(ctx.fmt, tok) for c in commands]
+            if len(ctx.ids) + max(len(x) for x in ids) > limit:  # honest: never cut what the model reads
+                decisions[i] = Decision(action=None, prompt_token_ids=list(ctx.new_ids), aborted=True)
+                continue
+            live.append(i)
+            conts.append(ids)
+        if live:
+            lps = policy_logprobs(lm, [contexts[i].ids for i in live], conts, self._pad)
+            scored = {i: [Scored(ids, lp, tok.decode(ids, skip_special_tokens=True)) for ids, lp in zip(c, l)]
+                      for i, c, l in zip(live, conts, lps)}
+            lst = [scored[i] for i in live]
+            self._add_values([contexts[i] for i in live], lst)
+            for i in live:
+                cands = scored[i]
+                best = argmax_by(cands, "value" if self.value is not None else "logprob")
+                c = cands[best]
+                sample = Completion(c.token_ids, c.logprobs, c.text, "eos")
+                decisions[i] = self._decide(contexts[i], sample, cands, best)
+        return [d for d in decisions if d is not None]
+
+    def _decide(self, ctx: Context, sample: Completion, cands: list[Scored], best: int) -> Decision:
+        decision = self.policy.decision(ctx, sample, value=cands[best].value)
+        decision.candidates = [
+            Candidate(reply=c.text, action=ctx.fmt.parse_action(c.text), logprob=c.logprob, value=c.value,
+                      chosen=(j == best))
+            for j, c in enumerate(cands)
+        ]
+        return decision
+
+    @property
+    def _pad(self) -> int:
+        pad = getattr(self.policy.tokenizer, "pad_token_id", None)
+        return int(pad) if pad is not None else 0
+
+
+def load_value(path: str | Path, *, device: str | None = None, dtype: str | None = None) -> Any:
+    """A trained value model folder, with a one-line error naming ``--value`` when it is not one."""
+    from oreo_agents.learning.models import ValueModel, is_value_dir
+
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise OreoError(f"--value {path}: no such directory")
+    if not is_value_dir(p):
+        raise OreoError(f"--value {path}: not a value model folder (no oreo_value.json; train one with `oreo-agents train`)")
+    return ValueModel.from_pretrained(p, dtype=dtype, device=device).eval()
+
+
+def _device_of(policy: ModelPolicy) -> Any:
+    model = getattr(policy.backend, "model", None)
+    return next(model.parameters()).device if model is not None else "cpu"
+

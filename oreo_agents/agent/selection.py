@@ -1,0 +1,142 @@
+"""Action selection: greedy, sample, value best-of-K (the paper's test-time search) and admissible-command scoring.
+
+The expensive parts are batched once per turn over every env of the batch:
+
+- ``value``: K replies per context in ONE generation call (each context prefilled once, its KV cache fanned out K ways),
+  then ONE value forward for all candidates, V read at each candidate's last token (the state right after the reply).
+- ``admissible``: no sampling; every admissible command is written as a reply (the prompt format's text + terminator)
+  and scored in one policy forward (sum of token log-probs) and one value forward.
+
+Both forwards share each context's prefix: the context runs once and the continuations run on top of its KV cache
+(:func:`prefix_forward`), so scoring K replies costs one context pass plus K short ones, not K full sequences.
+
+    >>> scores = value_at_ends(value_model, [ctx_ids], [[reply_a_ids, reply_b_ids]])   # doctest: +SKIP
+    [[0.12, 0.81]]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+from oreo_agents.errors import OreoError
+
+SelectMode = Literal["greedy", "sample", "value", "admissible"]
+SELECT_MODES: tuple[str, ...] = ("greedy", "sample", "value", "admissible")
+
+
+def check_select(select: str, *, k: int, has_value: bool) -> None:
+    """A one-line error for an impossible selection setting (named by its flag)."""
+    if select not in SELECT_MODES:
+        raise OreoError(f"--select {select}: unknown selection mode (choose {', '.join(SELECT_MODES)})")
+    if select == "value" and not has_value:
+        raise OreoError("--select value needs a value model: pass --value <dir> (a folder saved by `oreo-agents train`)")
+    if select == "value" and k < 1:
+        raise OreoError(f"--k {k}: value selection needs at least one candidate")
+
+
+def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]],
+                   pad_id: int, field: str) -> tuple[Any, Any, list[tuple[int, int]]]:
+    """Run each context once and all its continuations on top of its KV cache, in two batched forwards.
+
+    Returns ``(last, cont, rows)``: ``last[g]`` is the output at context g's last token, ``cont[r, j]`` the output at
+    token j of continuation row r (right-padded), ``rows[r] = (g, len)``. ``field`` picks the output tensor
+    (``"logits"`` for a causal LM, ``"last_hidden_state"`` for a value backbone). Equal to running each full sequence on
+    its own (tested), because padding is masked and positions are explicit.
+    """
+    import torch
+
+    dev = next(model.parameters()).device
+    width = max(len(c) for c in contexts)
+    ids = torch.full((len(contexts), width), pad_id, dtype=torch.long, device=dev)
+    mask = torch.zeros_like(ids)
+    for g, c in enumerate(contexts):  # left padding: all contexts end in the same column
+        ids[g, width - len(c) :] = torch.tensor(list(c), dtype=torch.long, device=dev)
+        mask[g, width - len(c) :] = 1
+    out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
+    last = getattr(out, field)[:, -1]
+    rows = [(g, len(cont)) for g, conts in enumerate(continuations) for cont in conts]
+    groups = torch.tensor([g for g, _ in rows], dtype=torch.long, device=dev)
+    cache = out.past_key_values
+    cache.batch_select_indices(groups)  # fan each context's cache out to its continuations
+    span = max(1, max(n for _, n in rows))
+    cids = torch.full((len(rows), span), pad_id, dtype=torch.long, device=dev)
+    cmask = torch.zeros_like(cids)
+    flat = [cont for conts in continuations for cont in conts]
+    for r, cont in enumerate(flat):  # right padding: pads come after every real token, so nothing attends to them
+        cids[r, : len(cont)] = torch.tensor(list(cont), dtype=torch.long, device=dev)
+        cmask[r, : len(cont)] = 1
+    start = mask.sum(-1)[groups]
+    positions = start[:, None] + torch.arange(span, device=dev)[None, :]
+    cont_out = model(
+        input_ids=cids,
+        attention_mask=torch.cat([mask[groups], cmask], dim=1),
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+    )
+    return last, getattr(cont_out, field), rows
+
+
+def value_at_ends(value_model: Any, contexts: Sequence[Sequence[int]],
+                  continuations: Sequence[Sequence[Sequence[int]]], pad_id: int = 0) -> list[list[float]]:
+    """V at the last token of each ``context + continuation`` (one batched value forward; V of the context if empty)."""
+    import torch
+
+    with torch.inference_mode():
+        last, cont, rows = prefix_forward(value_model.backbone, contexts, continuations, pad_id, "last_hidden_state")
+        head = value_model.head
+        ctx_v = head(last.float()).squeeze(-1)
+        cont_v = head(cont.float()).squeeze(-1)  # [rows, span]
+    out: list[list[float]] = [[] for _ in contexts]
+    for r, (g, n) in enumerate(rows):
+        out[g].append(float(cont_v[r, n - 1]) if n else float(ctx_v[g]))
+    return out
+
+
+def policy_logprobs(lm: Any, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]],
+                    pad_id: int = 0) -> list[list[list[float]]]:
+    """log pi(token | prefix) for every token of every continuation (one batched policy forward)."""
+    import torch
+
+    with torch.inference_mode():
+        last, cont, rows = prefix_forward(lm, contexts, continuations, pad_id, "logits")
+        first_lp = torch.log_softmax(last.float(), -1)  # predicts each continuation's first token
+        cont_lp = torch.log_softmax(cont.float(), -1)  # position j predicts token j + 1
+    flat = [c for conts in continuations for c in conts]
+    out: list[list[list[float]]] = [[] for _ in contexts]
+    for r, ((g, n), tokens) in enumerate(zip(rows, flat)):
+        if not n:
+            out[g].append([])
+            continue
+        t = torch.tensor(list(tokens), dtype=torch.long)
+        lp = [float(first_lp[g, t[0]])]
+        if n > 1:
+            lp += cont_lp[r, : n - 1].gather(1, t[1:, None].to(cont_lp.device))[:, 0].tolist()
+        out[g].append(lp)
+    return out
+
+
+@dataclass
+class Scored:
+    """One candidate reply with its scores."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    text: str
+    value: float = math.nan
+
+    @property
+    def logprob(self) -> float:
+        return float(sum(self.logprobs))
+
+
+def argmax_by(cands: Sequence[Scored], key: str) -> int:
+    """Index of the best candidate by ``"value"`` or ``"logprob"``; ties go to the earliest (deterministic)."""
+    best, best_score = 0, -math.inf
+    for i, c in enumerate(cands):
+        score = c.value if key == "value" else c.logprob
+        if not math.isnan(score) and score > best_score:
+            best, best_score = i, score
+    return best
