@@ -26,16 +26,22 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
     - ``expert``: no arguments.
     - ``random``: ``seed``.
     - ``noisy-expert``: ``eps`` (probability of a random action), ``seed``.
-    - ``model``: passed to :class:`oreo_agents.policies.model.ModelPolicy` (model directory, backend, sampling...).
+    - ``model``: ``model`` (a save_pretrained folder) and the keywords of
+      :meth:`oreo_agents.policies.model.ModelPolicy.from_pretrained` (backend, device, dtype, temperature, top_p,
+      max_new_tokens, seed).
 
     Unknown names and arguments a policy does not take are :class:`OreoError` naming them.
     """
     from oreo_agents.policies import scripted
 
     if name == "model":
-        from oreo_agents.policies.model import ModelPolicy  # torch/transformers only on this branch
+        from oreo_agents.policies.model import ModelPolicy, check_model_dir  # torch/transformers only on this branch
 
-        return ModelPolicy(**kwargs)
+        kwargs = dict(kwargs)
+        path = kwargs.pop("model", None)
+        if not path:
+            raise OreoError("policy 'model' needs a model directory (--model PATH)")
+        return ModelPolicy.from_pretrained(check_model_dir(path, flag="--model"), **kwargs)
     classes = {"expert": scripted.ExpertPolicy, "random": scripted.RandomPolicy, "noisy-expert": scripted.NoisyExpertPolicy}
     if name not in classes:
         raise OreoError(f"unknown policy '{name}' (choose from: {', '.join(POLICY_NAMES)})")

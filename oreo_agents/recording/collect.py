@@ -7,8 +7,9 @@ No torch here; any :class:`~oreo_agents.policies.base.Policy` works (scripted or
     ...                            writer, episodes=20, num_envs=4, seed=0)                # doctest: +SKIP
 
 What gets collected is a deterministic *plan*: episode ``i`` is sample ``i % samples_per_task`` of task slot
-``i // samples_per_task``, and task slot ``k`` is played by ``env.reset(seed=seed + k)`` (every sample of a task resets
-with the same seed, so it is the same game / problem). Each planned episode has an id computed before it runs, which is
+``i // samples_per_task``, and task slot ``k`` is played by ``env.reset(seed=seed + k, options=task_options(env, k))``
+(every sample of a task resets alike, so it is the same game / problem; ``task_options`` lets envs that list their
+tasks cycle through them in order). Each planned episode has an id computed before it runs, which is
 how a resumed collection knows what is already done; and because the plan for ``episodes=400`` starts with the plan for
 ``episodes=200``, rerunning with more episodes extends a dataset.
 """
@@ -108,7 +109,7 @@ def collect_episodes(
     metadata: EpisodeMetadata | None = None,
     env_id: str | None = None,
     plan_key: str = "",
-    reset_options: dict[str, Any] | None = None,
+    task_options: Callable[[gym.Env, int], dict[str, Any] | None] | None = None,
     progress: Any = None,
 ) -> CollectSummary:
     """Play the planned episodes not yet in ``writer`` and add each finished one to it.
@@ -118,6 +119,8 @@ def collect_episodes(
         policy: acts for all running envs at once, one ``act`` call per round.
         metadata: provenance copied onto every episode (``extra`` gets the plan position added).
         plan_key: names the collection in episode ids (see :func:`plan_episodes`).
+        task_options: ``(env, task_slot) -> reset options`` for envs that can be told which task to play (e.g.
+            ``{"game": slot % n_games}``); without it the task is whatever ``reset(seed=seed + slot)`` picks.
         progress: a :class:`CollectProgress`-like object (``start(total, done)``, ``update(summary)``), or None.
     """
     if num_envs < 1:
@@ -143,7 +146,7 @@ def collect_episodes(
         while True:
             for slot in slots:
                 if slot.planned is None and pending:
-                    _start(slot, pending.pop(), base, reset_options)
+                    _start(slot, pending.pop(), base, task_options)
             active = [s for s in slots if s.planned is not None]
             if not active:
                 break
@@ -177,13 +180,13 @@ def collect_episodes(
     return summary
 
 
-def _start(slot: _Slot, planned: PlannedEpisode, base: EpisodeMetadata, reset_options: dict[str, Any] | None) -> None:
+def _start(slot: _Slot, planned: PlannedEpisode, base: EpisodeMetadata, task_options: Any) -> None:
     extra = json.loads(base.extra or "{}")
     extra.update(task_slot=planned.task_slot, sample_index=planned.sample_index, reset_seed=planned.reset_seed)
     slot.env.record_metadata = replace(base, extra=json.dumps(extra, sort_keys=True))
     obs, info = slot.env.reset(
         seed=planned.reset_seed,
-        options=dict(reset_options) if reset_options else None,
+        options=task_options(slot.env, planned.task_slot) if task_options is not None else None,
         episode_id=planned.episode_id,
         sample_index=planned.sample_index,
     )

@@ -125,7 +125,8 @@ class RecordEpisode(gym.Wrapper):
         """Step with a policy :class:`~oreo_agents.policies.base.Decision`, recording its reply, token ids and log-probs.
 
         A decision whose ``action`` is None (the reply held no parseable action) does not reach the env: the episode
-        ends here with reward 0 and termination ``invalid_action``, as in OREO's ALFWorld data.
+        ends here with reward 0 and termination ``invalid_action``, as in OREO's ALFWorld data. A decision marked
+        ``aborted`` ends the episode as ``aborted`` (returned as truncated) without recording a step.
         """
         extras = {
             "prompt_token_ids": [int(t) for t in (decision.prompt_token_ids or [])],
@@ -133,6 +134,14 @@ class RecordEpisode(gym.Wrapper):
             "completion_logprobs": [float(x) for x in (decision.completion_logprobs or [])],
             "value": float(decision.value) if decision.value is not None else math.nan,
         }
+        if getattr(decision, "aborted", False):
+            # The policy could not act at all (e.g. context too long): nothing was sent and nothing is recorded as a
+            # step; the episode ends as stopped from outside.
+            episode = self._require_episode()
+            self._finish(TERMINATION_ABORTED)
+            info = dict(self._last_info)
+            info[INFO_EPISODE_ID] = episode.episode_id
+            return self._last_obs, 0.0, False, True, info
         if decision.action is None:
             return self._invalid(decision.reply or "", extras)
         return self._step(decision.action, reply=decision.reply or None, extras=extras)

@@ -1,0 +1,267 @@
+"""``oreo-agents collect``: record episodes from an env with a policy into a Parquet dataset (resumable)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import click
+
+from oreo_agents.cli.console import console, is_interactive, user_errors
+from oreo_agents.config import build_config, config_options, to_dict
+from oreo_agents.errors import OreoError
+
+POLICIES = ("expert", "random", "noisy-expert", "model")
+
+
+@dataclass
+class CollectConfig:
+    """Settings of one collection (the YAML keys of ``--config`` and the flags are these field names)."""
+
+    env: str = field(
+        default="alfworld",
+        metadata={"help": "Env family (alfworld, math, webshop) or any registered Gymnasium id ('module:Id-v0' imports it)."},
+    )
+    split: str = field(default="train", metadata={"help": "Split: train / valid_seen / valid_unseen (ALFWorld), train / test."})
+    data_path: str | None = field(
+        default=None, metadata={"help": "Env data: real ALFWorld root, or a math problems file (jsonl/parquet)."}
+    )
+    task_types: list[str] = field(default_factory=list, metadata={"help": "Keep only these task types (repeatable)."})
+    max_steps: int | None = field(default=None, metadata={"help": "Step limit per episode (env default when unset)."})
+    num_tasks: int | None = field(
+        default=None, metadata={"help": "How many games / problems the env draws from (env default when unset)."}
+    )
+    policy: Literal["expert", "random", "noisy-expert", "model"] = field(
+        default="expert", metadata={"help": "Who acts: expert, random, noisy-expert or model (an HF causal LM)."}
+    )
+    eps: float = field(default=0.2, metadata={"help": "noisy-expert: probability of a random admissible action."})
+    model: str | None = field(default=None, metadata={"help": "model policy: a save_pretrained model folder."})
+    backend: Literal["hf", "vllm"] = field(default="hf", metadata={"help": "model policy: generation backend."})
+    temperature: float = field(default=1.0, metadata={"help": "model policy: sampling temperature (0 = greedy)."})
+    top_p: float = field(default=1.0, metadata={"help": "model policy: nucleus sampling mass."})
+    max_new_tokens: int = field(default=64, metadata={"help": "model policy: longest reply in tokens."})
+    device: str | None = field(default=None, metadata={"help": "model policy: torch device (default: cuda if present)."})
+    dtype: str | None = field(default=None, metadata={"help": "model policy: float32, bfloat16 or float16."})
+    samples_per_task: int = field(default=1, metadata={"help": "Episodes per task (OREO: 5 per ALFWorld game, 10 per problem)."})
+    episodes: int = field(default=100, metadata={"help": "Episodes in the dataset (rerun with more to extend it)."})
+    num_envs: int = field(default=1, metadata={"help": "Envs stepped together; the model policy acts on all in one batch."})
+    seed: int = field(default=0, metadata={"help": "Seed of the plan (which tasks) and of the policy's randomness."})
+    out: str | None = field(default=None, metadata={"help": "Dataset folder to write, e.g. datasets/alfworld-expert."})
+    resume: bool = field(
+        default=True, metadata={"help": "Continue a folder made with the same settings (--no-resume: refuse it)."}
+    )
+    shard_size: int = field(default=50, metadata={"help": "Episodes per Parquet shard (a kill loses at most one shard's worth)."})
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "num_envs", "samples_per_task", "shard_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name == "episodes" else 1):
+                raise OreoError(f"--{name.replace('_', '-')} must be a {'non-negative' if name == 'episodes' else 'positive'} integer, got {value!r}")
+        if self.policy not in POLICIES:
+            raise OreoError(f"--policy: unknown policy '{self.policy}' (choose {', '.join(POLICIES)})")
+
+
+# Settings that do not change what an episode contains, so a resume may change them.
+_NOT_CONTENT = {"episodes", "num_envs", "out", "resume", "shard_size", "device"}
+# Config field -> env constructor keyword, in the order the env's signature is checked.
+_ENV_KWARGS = {
+    "split": ("split",),
+    "data_path": ("data_path",),
+    "task_types": ("task_types",),
+    "max_steps": ("max_steps",),
+    "num_tasks": ("num_games", "num_problems", "num_tasks", "num_products"),
+}
+
+
+def content_settings(cfg: CollectConfig) -> dict[str, Any]:
+    """The settings stored in the manifest: everything that decides the episodes (policy-specific ones only if used)."""
+    out = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_CONTENT}
+    if cfg.policy != "noisy-expert":
+        out.pop("eps")
+    if cfg.policy != "model":
+        for k in ("model", "backend", "temperature", "top_p", "max_new_tokens", "dtype"):
+            out.pop(k)
+    return out
+
+
+def resolve_env_id(name: str) -> str:
+    from oreo_agents.envs import ENV_FAMILIES
+
+    if name in ENV_FAMILIES:
+        return ENV_FAMILIES[name]
+    import importlib
+
+    import gymnasium as gym
+
+    env_id = name
+    try:
+        if ":" in name:  # Gymnasium's "module:Id" form: importing the module registers the id
+            module, env_id = name.split(":", 1)
+            importlib.import_module(module)
+        return gym.spec(env_id).id
+    except Exception as exc:  # gymnasium raises several error types for unknown / unimportable ids
+        raise OreoError(
+            f"--env {name}: not an env family ({', '.join(ENV_FAMILIES)}) nor a registered Gymnasium id ({exc})"
+        ) from None
+
+
+def env_kwargs(cfg: CollectConfig, env_id: str, needs_expert: bool) -> dict[str, Any]:
+    """Constructor keywords for the env from the options that were set, checked against its signature."""
+    import gymnasium as gym
+
+    spec = gym.spec(env_id)
+    entry = spec.entry_point
+    if isinstance(entry, str):
+        module, attr = entry.split(":")
+        import importlib
+
+        try:
+            entry = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise OreoError(f"--env: env {env_id} cannot be loaded ({entry}: {exc})") from None
+    params = inspect.signature(entry).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs: dict[str, Any] = {}
+    defaults = {f.name: f.default for f in dataclasses.fields(CollectConfig)}
+    for name, candidates in _ENV_KWARGS.items():
+        value = getattr(cfg, name)
+        if value is None or value == [] or (name == "split" and value == defaults["split"] and "split" not in params):
+            continue
+        target = next((c for c in candidates if c in params), candidates[0] if takes_any else None)
+        if target is None:
+            raise OreoError(f"--{name.replace('_', '-')} is not an option of env {env_id}")
+        kwargs[target] = value
+    if needs_expert:
+        if "expert" not in params and not takes_any:
+            raise OreoError(f"--policy {cfg.policy} needs an expert, and env {env_id} has none (no 'expert' option)")
+        kwargs["expert"] = True
+    return kwargs
+
+
+def env_provenance(env_id: str) -> tuple[str, str]:
+    """(env_version, grammar_hash) for the episode metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    if "ALFWorld" in env_id:
+        from oreo_agents.envs.alfworld.games import engine_fingerprint
+
+        fp = engine_fingerprint()
+        return f"alfworld {fp['alfworld_version']}, textworld {fp['textworld_version']}", fp["grammar_sha256"][:16]
+    if "Math" in env_id:
+        try:
+            return f"math-verify {version('math-verify')}", ""
+        except PackageNotFoundError:
+            return "", ""
+    return "", ""
+
+
+def task_options(env: Any, slot: int) -> dict[str, Any] | None:
+    """Reset options that pick task ``slot`` in order, for envs that can be told which task to play.
+
+    Envs exposing their task list (ALFWorld: ``game_files``, reset option ``game``) cycle through it, so
+    ``--episodes N`` covers N different games when there are that many; other envs pick the task from the reset seed.
+    """
+    base = env.unwrapped
+    for attr, option in (("game_files", "game"), ("problems", "problem"), ("tasks", "task")):
+        tasks = getattr(base, attr, None)
+        if tasks is not None and hasattr(tasks, "__len__") and len(tasks) > 0:
+            return {option: slot % len(tasks)}
+    return None
+
+
+@click.command("collect")
+@config_options(CollectConfig)
+@user_errors
+def collect(**kwargs: Any) -> None:
+    """Record episodes from an env with a policy into a Parquet dataset.
+
+    \b
+    Examples:
+      oreo-agents collect --env alfworld --policy expert --episodes 200 --split train --out datasets/alfworld-expert
+      oreo-agents collect --env math --policy model --model runs/sft/policy --samples-per-task 10 --num-envs 8 \\
+          --temperature 1.0 --out datasets/math-sft-samples
+      oreo-agents collect --config configs/collect-alfworld-expert.yaml --episodes 400   # flags override the file
+
+    Rerunning the same command resumes: episodes already written are skipped, none is written twice.
+    """
+    cfg = build_config(CollectConfig, kwargs)
+    if not cfg.out:
+        raise OreoError("--out is required: the dataset folder to write (e.g. datasets/alfworld-expert)")
+    run_collect(cfg)
+
+
+def run_collect(cfg: CollectConfig) -> Any:
+    import gymnasium as gym
+
+    import oreo_agents
+    from oreo_agents.policies import NEEDS_EXPERT, make_policy
+    from oreo_agents.recording.collect import CollectProgress, collect_episodes
+    from oreo_agents.recording.schema import EpisodeMetadata
+    from oreo_agents.recording.writer import ShardWriter
+
+    env_id = resolve_env_id(cfg.env)
+    kwargs = env_kwargs(cfg, env_id, cfg.policy in NEEDS_EXPERT)
+    writer = ShardWriter(cfg.out, content_settings(cfg), resume=cfg.resume, shard_size=cfg.shard_size)
+    if cfg.policy == "model":
+        if cfg.model is None:
+            raise OreoError("--policy model needs --model PATH (a save_pretrained model folder)")
+        policy = make_policy(
+            "model", model=cfg.model, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
+            temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+        )
+    elif cfg.policy == "noisy-expert":
+        policy = make_policy("noisy-expert", eps=cfg.eps, seed=cfg.seed)
+    elif cfg.policy == "random":
+        policy = make_policy("random", seed=cfg.seed)
+    else:
+        policy = make_policy("expert")
+    meta = policy.metadata()
+    env_version, grammar_hash = env_provenance(env_id)
+    metadata = EpisodeMetadata(
+        policy=policy.name,
+        checkpoint=str(meta.get("checkpoint", "")),
+        sampling=json.dumps(meta.get("sampling", {}), sort_keys=True),
+        seed=cfg.seed,
+        env_version=env_version,
+        grammar_hash=grammar_hash,
+        tokenizer=str(meta.get("tokenizer", "")),
+        package_version=oreo_agents.__version__,
+        extra=json.dumps({"env_kwargs": {k: v for k, v in kwargs.items()}}, sort_keys=True, default=str),
+    )
+    plan_key = f"{env_id}|{cfg.split}|{policy.name}|{metadata.checkpoint}"
+    progress = CollectProgress(console, interactive=is_interactive(), description=f"{cfg.policy} on {cfg.env}")
+    complete = False
+    try:
+        summary = collect_episodes(
+            lambda: gym.make(env_id, **kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
+            samples_per_task=cfg.samples_per_task, seed=cfg.seed, metadata=metadata, env_id=env_id,
+            plan_key=plan_key, task_options=task_options, progress=progress,
+        )
+        complete = True
+    finally:
+        progress.stop()
+        writer.close(complete=complete)
+    print_summary(cfg, summary, writer.num_episodes)
+    return summary
+
+
+def print_summary(cfg: CollectConfig, summary: Any, total: int) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"collected into {cfg.out}", title_justify="left")
+    table.add_column("task type")
+    table.add_column("episodes", justify="right")
+    table.add_column("success", justify="right")
+    for task_type, (n, ok) in sorted(summary.by_task_type.items()):
+        table.add_row(task_type, str(n), f"{ok / n:.1%}" if n else "-")
+    table.add_row("[bold]all (this run)", f"[bold]{summary.recorded}", f"[bold]{summary.success_rate:.1%}")
+    console.print(table)
+    ends = ", ".join(f"{k} {v}" for k, v in sorted(summary.terminations.items())) or "-"
+    console.print(
+        f"{summary.recorded} new episodes ({summary.skipped} already there, {total} in the dataset), "
+        f"{summary.steps} steps in {summary.seconds:.1f}s: {summary.steps_per_second:.1f} steps/s, "
+        f"{summary.episodes_per_second:.2f} episodes/s. Endings: {ends}."
+    )
