@@ -1,0 +1,258 @@
+"""``oreo_agents/Math-v0``: one math word problem per episode, one reasoning step per action.
+
+    >>> import gymnasium as gym, oreo_agents
+    >>> env = gym.make("oreo_agents/Math-v0", difficulty=1, num_problems=50, expert=True)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs == info["goal"]                       # the observation is the problem, then the steps so far
+    True
+    >>> obs, reward, terminated, truncated, info = env.step(info["expert_action"])
+    >>> obs, reward, terminated, truncated, info = env.step(info["expert_action"])   # "#### <answer>"
+    >>> reward, terminated, info["won"]
+    (1.0, True, True)
+
+Rules:
+
+- The action is one solution step. Only its first non-blank line is used (the shared prompt format generates one line
+  per step); it is cleaned like every env's actions (:func:`oreo_agents.envs.core.sanitize_action`). A blank step
+  changes nothing but still counts toward ``max_steps``.
+- The episode terminates on a final-answer step: ``#### x`` (every source) or ``\\boxed{x}`` (``"boxed"`` sources:
+  MATH). Reward 1.0 iff the answer is correct (:func:`oreo_agents.envs.math.answers.check_answer`), else 0.0; 0.0 on
+  every other step. It is truncated after ``max_steps`` steps without a final answer.
+- ``info``: the :mod:`oreo_agents.envs.core` keys (``task_id`` = problem id, ``task_type`` e.g. ``arith-L2``,
+  ``gsm8k``, ``math-algebra-L3``; ``goal`` = the question; ``split``; ``won``; ``admissible_commands`` = []), plus
+  ``expert_action`` (the next reference step) only with ``expert=True``, ``reference_answer`` only with
+  ``reveal_answer=True``, and ``parsed_answer`` (the extracted final answer, None when truncated) once the episode ends.
+
+Branching (for step-level beam search): the whole state is a few strings, so copying it is cheap.
+``env.unwrapped.clone()`` is an independent env at the same point of the same episode; ``get_state()`` /
+``set_state(state)`` snapshot and restore in place::
+
+    >>> base = env.unwrapped
+    >>> _ = base.reset(options={"problem": 0})
+    >>> branches = [base.clone() for _ in range(3)]       # three continuations of one partial solution
+    >>> snapshot = base.get_state(); _ = base.step("a wrong turn"); base.set_state(snapshot)
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any, Sequence
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from oreo_agents.envs.core import (
+    INFO_ADMISSIBLE,
+    INFO_EXPERT,
+    INFO_GOAL,
+    INFO_SPLIT,
+    INFO_TASK_ID,
+    INFO_TASK_TYPE,
+    INFO_WON,
+    TEXT_SPACE_MAX_LENGTH,
+    sanitize_action,
+)
+from oreo_agents.envs.math.answers import VERIFY_TIMEOUT_S, check_answer, extract_final_answer
+from oreo_agents.envs.math.problems import Problem, expert_steps, load_problems
+from oreo_agents.errors import OreoError
+
+INFO_REFERENCE = "reference_answer"
+INFO_PARSED = "parsed_answer"
+MAX_STEP_CHARS = 2_000
+DEFAULT_MAX_STEPS = 20  # OREO's math beam search stops at 20 steps
+
+
+@lru_cache(maxsize=1)
+def _charset() -> str:
+    """Every printable character of the Basic Multilingual Plane (plus ASCII whitespace): GSM8K/MATH text and model
+    output use ``×``, ``−``, ``€``..., and an observation must lie in the observation space."""
+    chars = {chr(i) for i in range(0x10000) if not 0xD800 <= i < 0xE000 and chr(i).isprintable()}
+    return "".join(sorted(chars | set(string.printable)))
+
+
+def math_text_space(max_length: int = TEXT_SPACE_MAX_LENGTH) -> spaces.Text:
+    return spaces.Text(max_length=max_length, min_length=0, charset=_charset())
+
+
+@dataclass(frozen=True)
+class MathState:
+    """A snapshot of an episode: immutable, so sharing it between branches is safe."""
+
+    problem_index: int
+    steps: tuple[str, ...] = ()
+    num_steps: int = 0  # actions taken (blank ones included)
+    done: bool = False
+    parsed_answer: str | None = None
+    won: bool = False
+
+
+class MathEnv(gym.Env[str, str]):
+    """Math word problems as a multi-step text env (see the module docstring for the rules and an example).
+
+    Args:
+        source: ``"embedded"`` (the seeded generator), ``"gsm8k"``, ``"math"``, or ``"reasoning-gym:<name>"``.
+        path: a local GSM8K/MATH jsonl/Parquet file or folder; without it ``gsm8k``/``math`` load from the hub.
+        split: ``"train"`` or ``"test"``.
+        difficulty: generator level 1-5 (``embedded`` only).
+        num_problems: keep / generate this many problems (default: all of a file, 1000 generated).
+        max_steps: truncate after this many steps.
+        expert: put the next reference step in ``info["expert_action"]``.
+        reveal_answer: put the reference answer in ``info["reference_answer"]``.
+        seed: generator seed (``embedded``, ``reasoning-gym``); ``reset(seed=...)`` seeds the problem choice.
+        problems: use these problems instead of loading a source.
+        verify_timeout: seconds allowed to math-verify per answer (``"boxed"`` sources).
+    """
+
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
+
+    def __init__(
+        self,
+        source: str = "embedded",
+        path: str | None = None,
+        split: str = "train",
+        difficulty: int = 1,
+        num_problems: int | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        expert: bool = False,
+        reveal_answer: bool = False,
+        seed: int = 0,
+        problems: Sequence[Problem] | None = None,
+        hub_name: str | None = None,
+        verify_timeout: float = VERIFY_TIMEOUT_S,
+        render_mode: str | None = None,
+    ) -> None:
+        if max_steps < 1:
+            raise OreoError(f"max_steps must be >= 1 (got {max_steps})")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise OreoError(f"render_mode must be one of {self.metadata['render_modes']} (got {render_mode!r})")
+        if problems is None:
+            problems = load_problems(
+                source,
+                path=path,
+                split=split,
+                difficulty=difficulty,
+                num_problems=num_problems,
+                seed=seed,
+                hub_name=hub_name,
+            )
+        if not problems:
+            raise OreoError("MathEnv needs at least one problem")
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        self._index = {p.id: k for k, p in enumerate(self.problems)}
+        self.source, self.split, self.max_steps = source, split, max_steps
+        self.expert, self.reveal_answer, self.verify_timeout = expert, reveal_answer, verify_timeout
+        self.render_mode = render_mode
+        self.observation_space = math_text_space()
+        self.action_space = math_text_space()
+        self._state: MathState | None = None
+
+    # --- problems -----------------------------------------------------------------------------------------------
+    @property
+    def problem(self) -> Problem:
+        """The problem of the current episode."""
+        if self._state is None:
+            raise gym.error.ResetNeeded("call reset() before using the env")
+        return self.problems[self._state.problem_index]
+
+    def problem_index(self, key: int | str) -> int:
+        """The index of a problem given by index or id; OreoError names the bad key."""
+        if isinstance(key, str) and key in self._index:
+            return self._index[key]
+        if isinstance(key, int) and not isinstance(key, bool) and -len(self.problems) <= key < len(self.problems):
+            return key % len(self.problems)
+        raise OreoError(f"options['problem']: no problem {key!r} (give an index below {len(self.problems)} or an id)")
+
+    # --- gym API ------------------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Start an episode on ``options["problem"]`` (index or id), else on a problem drawn with ``np_random``."""
+        super().reset(seed=seed)
+        key = (options or {}).get("problem")
+        index = int(self.np_random.integers(len(self.problems))) if key is None else self.problem_index(key)
+        self._state = MathState(problem_index=index)
+        return self._observation(), self._info()
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        state = self._state
+        if state is None or state.done:
+            raise gym.error.ResetNeeded("the episode is over (or never started): call reset()")
+        text = action if isinstance(action, str) else str(action)
+        lines = [line for line in text.replace("\r", "\n").split("\n") if line.strip()]
+        step = sanitize_action(lines[0] if lines else "", max_length=MAX_STEP_CHARS)
+        problem = self.problem
+        answer = extract_final_answer(step, problem.answer_format) if step else None
+        won = answer is not None and check_answer(
+            answer, problem.answer, problem.answer_format, timeout=self.verify_timeout
+        )
+        terminated = answer is not None
+        num_steps = state.num_steps + 1
+        truncated = not terminated and num_steps >= self.max_steps
+        self._state = replace(
+            state,
+            steps=state.steps + ((step,) if step else ()),
+            num_steps=num_steps,
+            done=terminated or truncated,
+            parsed_answer=answer,
+            won=won,
+        )
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), float(won), terminated, truncated, self._info()
+
+    def render(self) -> str | None:
+        """``"ansi"``: the state as text; ``"human"``: print it (Gymnasium's convention for text envs)."""
+        if self.render_mode is None or self._state is None:
+            return None
+        lines = [self._observation()]
+        if self._state.done:
+            lines.append(f"[answer: {self._state.parsed_answer!r}, correct: {self._state.won}]")
+        if self.render_mode == "human":
+            print("\n".join(lines))
+            return None
+        return "\n".join(lines)
+
+    # --- branching ----------------------------------------------------------------------------------------------
+    def get_state(self) -> MathState:
+        """An immutable snapshot of the episode (restore it with :meth:`set_state`, on this env or a sibling)."""
+        if self._state is None:
+            raise gym.error.ResetNeeded("call reset() before get_state()")
+        return self._state
+
+    def set_state(self, state: MathState) -> None:
+        """Continue from ``state`` (from :meth:`get_state` of an env over the same problems)."""
+        if not isinstance(state, MathState) or not 0 <= state.problem_index < len(self.problems):
+            raise OreoError("set_state: not a MathState of this env's problems")
+        self._state = state
+
+    def clone(self) -> "MathEnv":
+        """An independent env at the same state; problems and spaces are shared (read-only), the RNG is copied."""
+        twin = copy.copy(self)
+        twin._np_random = copy.deepcopy(self._np_random)
+        return twin
+
+    # --- observation / info -------------------------------------------------------------------------------------
+    def _observation(self) -> str:
+        assert self._state is not None
+        return "\n".join((self.problem.question,) + self._state.steps)
+
+    def _info(self) -> dict[str, Any]:
+        state, problem = self._state, self.problem
+        assert state is not None
+        info: dict[str, Any] = {
+            INFO_ADMISSIBLE: [],
+            INFO_TASK_ID: problem.id,
+            INFO_TASK_TYPE: problem.task_type,
+            INFO_GOAL: problem.question,
+            INFO_SPLIT: problem.split,
+            INFO_WON: state.won,
+        }
+        if self.expert:
+            reference = expert_steps(problem)
+            info[INFO_EXPERT] = None if state.done else reference[min(state.num_steps, len(reference) - 1)]
+        if self.reveal_answer:
+            info[INFO_REFERENCE] = problem.answer
+        if state.done:
+            info[INFO_PARSED] = state.parsed_answer
+        return info
