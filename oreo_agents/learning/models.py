@@ -105,6 +105,7 @@ def build_tiny_model(texts: Iterable[str], out_dir: Path, *, preset: str = "tiny
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    quiet_transformers()
     if preset not in PRESETS:
         raise OreoError(f"unknown model preset '{preset}' (known: {', '.join(PRESETS)})")
     texts = list(texts)

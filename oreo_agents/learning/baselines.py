@@ -1,0 +1,91 @@
+"""Baselines in the same trainer family (same data loading, schedule, checkpoints, metrics):
+
+- ``sft``: NLL of the action tokens of successful episodes (expert demonstrations are successful episodes);
+- ``rft``: rejection-sampling fine-tuning = SFT on the successful episodes of the policy's own rollouts
+  (``metadata.policy`` model/agent; collect them with ``oreo-agents collect --policy model`` first);
+- ``dpo``: success vs failure pairs of the same ``task_id``, with pi_ref's sequence log-probs from the cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from oreo_agents.learning import data as D
+from oreo_agents.learning import losses as L
+from oreo_agents.learning.trainer import Trainer, adam, apply_lora, cosine_with_warmup
+
+
+class SFTTrainer(Trainer):
+    algo = "sft"
+
+    def setup_models(self, total_updates: int) -> None:
+        policy = getattr(self, "_policy", None) or self.load_policy_for_training()
+        policy = apply_lora(policy, self.cfg)
+        opt = adam([p for p in policy.parameters() if p.requires_grad], self.cfg.learning_rate, self.cfg)
+        policy, opt = self.acc.prepare(policy, opt)
+        self.models, self.optimizers = {"policy": policy}, {"policy": opt}
+        self.schedulers = {"policy": cosine_with_warmup(opt, total_updates, self.cfg.warmup_ratio)}
+
+    def micro_step(self, idx: list[int], weight: float) -> dict[str, float]:
+        b = self.batch(idx)
+        logits = self.models["policy"](input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
+        loss = L.sft_loss(D.token_logprobs(logits, b["input_ids"]), b["mask"])
+        self.acc.backward(loss * weight)
+        return {"loss": float(loss), "return": float(b["rewards"].mean()), "tokens": float(b["attention_mask"].sum())}
+
+    def save_models(self, out: Path) -> None:
+        self.save_policy(out)
+
+
+class RFTTrainer(SFTTrainer):
+    algo = "rft"
+
+
+class DPOTrainer(SFTTrainer):
+    algo = "dpo"
+    needs_ref = True
+
+    def prepare_data(self) -> None:
+        super().prepare_data()
+        self.pairs = D.dpo_pairs(self.rows, seed=self.cfg.seed)
+
+    def setup_models(self, total_updates: int) -> None:
+        self._policy = self.load_policy_for_training()
+        self.build_ref_cache(self._policy)
+        super().setup_models(total_updates)
+
+    def units(self) -> int:
+        return len(self.pairs)
+
+    def micro_step(self, idx: list[int], weight: float) -> dict[str, float]:
+        chosen = [self.pairs[i][0] for i in idx]
+        rejected = [self.pairs[i][1] for i in idx]
+        b = self.batch(chosen + rejected)  # one forward for both sides
+        logits = self.models["policy"](input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
+        seq = (D.token_logprobs(logits, b["input_ids"]) * b["mask"]).sum(-1)
+        ref = (b["ref_logp"] * b["mask"]).sum(-1)
+        n = len(idx)
+        loss = L.dpo_loss(seq[:n], ref[:n], seq[n:], ref[n:], self.cfg.beta)
+        self.acc.backward(loss * weight)
+        with torch.no_grad():
+            margin = (seq[:n] - ref[:n]) - (seq[n:] - ref[n:])
+        return {
+            "loss": float(loss),
+            "margin": float(margin.mean()),
+            "accuracy": float((margin > 0).float().mean()),
+            "tokens": float(b["attention_mask"].sum()),
+        }
+
+
+TRAINERS = {"oreo": "oreo_agents.learning.oreo:OREOTrainer", "sft": SFTTrainer, "rft": RFTTrainer, "dpo": DPOTrainer}
+
+
+def make_trainer(cfg) -> Trainer:
+    """The trainer for ``cfg.algo``."""
+    if cfg.algo == "oreo":
+        from oreo_agents.learning.oreo import OREOTrainer
+
+        return OREOTrainer(cfg)
+    return TRAINERS[cfg.algo](cfg)

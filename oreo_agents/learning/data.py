@@ -1,0 +1,312 @@
+"""Recorded episodes -> token tensors for the learner, and the reference log-prob cache.
+
+Reads the recorder's Parquet files (``oreo_agents/recording/schema.py``) with ``datasets`` directly, renders each
+episode with :func:`oreo_agents.prompting.encode_episode` (recorded token ids are used when present; only reply tokens
+are actions) and pads batches on the right. Tensors come out *aligned on states* as :mod:`.losses` expects::
+
+    >>> rows = load_episodes(["datasets/alfworld-expert"])                 # doctest: +SKIP
+    >>> items = encode_episodes(rows, tokenizer, max_length=1024)          # doctest: +SKIP
+    >>> batch = collate(items[:4], pad_id=tokenizer.pad_token_id)          # doctest: +SKIP
+    >>> batch["mask"][:, t]   # 1 when token t+1 is an action token         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from oreo_agents.errors import DataNotFoundError, OreoError, SchemaError
+from oreo_agents.prompting import encode_episode, format_for
+from oreo_agents.recording.schema import REQUIRED_COLUMNS
+
+NEEDED_COLUMNS = tuple(dict.fromkeys(REQUIRED_COLUMNS + ("env_id", "goal")))
+NEEDED_STEP_FIELDS = ("action", "observation")
+
+
+# --- reading ---------------------------------------------------------------------------------------------------------
+def parquet_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The Parquet files behind ``--data`` values (files, or folders searched recursively)."""
+    if not paths:
+        raise DataNotFoundError("no dataset given: pass --data <parquet file or folder>")
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            files.append(p)
+        elif p.is_dir():
+            found = sorted(p.rglob("*.parquet"))
+            if not found:
+                raise DataNotFoundError(f"dataset folder {p} holds no .parquet files")
+            files += found
+        else:
+            raise DataNotFoundError(f"dataset not found: {p}")
+    return files
+
+
+def load_episodes(paths: Sequence[str | Path], *, split: str = "") -> list[dict[str, Any]]:
+    """Episode rows (dicts) from Parquet files/folders, checked for the fields the learner needs."""
+    import datasets
+
+    files = parquet_files(paths)
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        try:
+            ds = datasets.Dataset.from_parquet(str(f), keep_in_memory=True)
+        except Exception as exc:  # noqa: BLE001 - a corrupt/non-Parquet file is the user's input
+            raise SchemaError(f"dataset file {f} is not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from exc
+        missing = [c for c in NEEDED_COLUMNS if c not in ds.column_names]
+        if missing:
+            raise SchemaError(f"dataset file {f} lacks the field(s) {', '.join(missing)} (is it an oreo-agents episode dataset?)")
+        for row in ds:
+            if split and row.get("split") != split:
+                continue
+            for step in row["steps"]:
+                gone = [k for k in NEEDED_STEP_FIELDS if k not in step]
+                if gone:
+                    raise SchemaError(f"dataset file {f}: steps lack the field(s) {', '.join(gone)}")
+            rows.append(row)
+    if not rows:
+        where = f" of split '{split}'" if split else ""
+        raise SchemaError(f"dataset {', '.join(map(str, paths))} holds no episodes{where}")
+    return rows
+
+
+def select_episodes(rows: list[dict[str, Any]], algo: str) -> list[dict[str, Any]]:
+    """The episodes each algorithm trains on (see docs/learning.md)."""
+    if algo == "sft":
+        chosen = [r for r in rows if r["success"]]
+        what = "successful episodes"
+    elif algo == "rft":
+        # Rejection sampling: the policy's own rollouts (model/agent), successes only, each distinct reply sequence once.
+        seen: set[tuple] = set()
+        chosen = []
+        for r in rows:
+            own = (r.get("metadata") or {}).get("policy", "") in ("model", "agent")
+            key = (r["task_id"], tuple(s["action"] for s in r["steps"]))
+            if own and r["success"] and key not in seen:
+                seen.add(key)
+                chosen.append(r)
+        what = "successful episodes recorded by a model policy (collect with --policy model first)"
+    else:
+        chosen, what = [r for r in rows if r["steps"]], "episodes with at least one step"
+    if not chosen:
+        raise SchemaError(f"--algo {algo} needs {what}, and the dataset has none")
+    return chosen
+
+
+def dpo_pairs(rows: list[dict[str, Any]], seed: int = 0) -> list[tuple[int, int]]:
+    """(success index, failure index) pairs on the same task_id: every success once, failures reused round-robin."""
+    rng = np.random.default_rng(seed)
+    by_task: dict[str, tuple[list[int], list[int]]] = {}
+    for i, r in enumerate(rows):
+        wins, losses = by_task.setdefault(r["task_id"], ([], []))
+        (wins if r["success"] else losses).append(i)
+    pairs = []
+    for task in sorted(by_task):
+        wins, losses = by_task[task]
+        if wins and losses:
+            losses = list(rng.permutation(losses))
+            pairs += [(w, int(losses[j % len(losses)])) for j, w in enumerate(wins)]
+    if not pairs:
+        raise SchemaError("--algo dpo needs tasks with both a successful and a failed episode; the dataset has none")
+    return pairs
+
+
+def episode_texts(rows: Iterable[dict[str, Any]]) -> Iterable[str]:
+    """The text segments of episodes as the prompt format renders them (to train a from-scratch tokenizer on)."""
+    for r in rows:
+        fmt = format_for(r["env_id"])
+        yield fmt.prompt_text(r["goal"], r["initial_observation"])
+        for s in r["steps"]:
+            yield fmt.reply_text(s.get("reply") or s["action"]) + ("\n" if fmt.reply_end == "newline" else "")
+            yield fmt.observation_text(s["observation"])
+
+
+# --- tokens ----------------------------------------------------------------------------------------------------------
+def encode_episodes(rows: Sequence[dict[str, Any]], tokenizer: Any, *, max_length: int) -> list[dict[str, Any]]:
+    """One item per episode: ``input_ids``, ``action_mask``, ``step_ids`` (reply k's tokens = k, else -1), reward...
+
+    Episodes whose first reply does not fit in ``max_length`` cannot train anything and raise a clear error.
+    """
+    items = []
+    for i, r in enumerate(rows):
+        try:
+            fmt = format_for(r["env_id"])
+        except KeyError as exc:
+            raise SchemaError(f"episode {r['episode_id']}: {exc.args[0]}") from exc
+        enc = encode_episode(
+            fmt, tokenizer, goal=r["goal"], initial_observation=r["initial_observation"], steps=r["steps"], max_length=max_length
+        )
+        if not any(enc.action_mask):
+            raise OreoError(f"episode {r['episode_id']}: its first reply ends past --max-length {max_length}; raise it")
+        step_ids = [-1] * len(enc.input_ids)
+        for k, (a, b) in enumerate(zip(enc.step_starts, enc.step_ends)):
+            step_ids[a:b] = [k] * (b - a)
+        items.append(
+            dict(
+                index=i,
+                input_ids=enc.input_ids,
+                action_mask=enc.action_mask,
+                step_ids=step_ids,
+                reward=float(r["total_reward"]),
+                success=bool(r["success"]),
+                task_id=r["task_id"],
+            )
+        )
+    return items
+
+
+def collate(items: Sequence[dict[str, Any]], *, pad_id: int, ref: "RefCache | None" = None) -> dict[str, torch.Tensor]:
+    """Right-padded ``[B, T]`` tensors, aligned on states (column t = state ending at token t; see :mod:`.losses`).
+
+    ``mask`` = token t+1 is an action; ``reply_end`` = token t is a reply's last token (the state right after a reply,
+    where value-guided agents read V); ``step_ids`` = step of the action chosen at t (-1 otherwise).
+    """
+    T = max(len(it["input_ids"]) for it in items)
+    B = len(items)
+    ids = torch.full((B, T), pad_id, dtype=torch.long)
+    attn = torch.zeros(B, T, dtype=torch.long)
+    act = torch.zeros(B, T + 1, dtype=torch.float32)  # one spare column so "next token" reads past the end as 0
+    steps = torch.full((B, T + 1), -1, dtype=torch.long)
+    ref_logp = torch.zeros(B, T)
+    for b, it in enumerate(items):
+        n = len(it["input_ids"])
+        ids[b, :n] = torch.tensor(it["input_ids"])
+        attn[b, :n] = 1
+        act[b, :n] = torch.tensor(it["action_mask"], dtype=torch.float32)
+        steps[b, :n] = torch.tensor(it["step_ids"])
+        if ref is not None:
+            ref_logp[b, : n - 1] = torch.from_numpy(ref.chosen(it["index"]))
+    mask = act[:, 1:]
+    reply_end = act[:, :T] * (1 - act[:, 1:])
+    out = dict(
+        input_ids=ids,
+        attention_mask=attn,
+        mask=mask,
+        reply_end=reply_end,
+        step_ids=steps[:, 1:],
+        rewards=torch.tensor([it["reward"] for it in items], dtype=torch.float32),
+        success=torch.tensor([it["success"] for it in items]),
+        index=torch.tensor([it["index"] for it in items]),
+    )
+    if ref is not None:
+        out["ref_logp"] = ref_logp
+    return out
+
+
+def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """``out[:, t] = log softmax(logits[:, t])[input_ids[:, t+1]]`` (state-aligned; the last column is 0)."""
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    return torch.nn.functional.pad(logp, (0, 1))
+
+
+# --- reference cache -------------------------------------------------------------------------------------------------
+def model_fingerprint(path: Path) -> str:
+    """Cheap identity of a model folder: config + each weight file's name, size and first/last MiB."""
+    h = hashlib.sha256((path / "config.json").read_bytes())
+    for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        h.update(f"{f.name}:{f.stat().st_size}".encode())
+        with f.open("rb") as fh:
+            h.update(fh.read(1 << 20))
+            fh.seek(max(0, f.stat().st_size - (1 << 20)))
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+def items_fingerprint(items: Sequence[dict[str, Any]]) -> str:
+    h = hashlib.sha256()
+    for it in items:
+        h.update(np.asarray(it["input_ids"], dtype=np.int64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+class RefCache:
+    """pi_ref's log-probs over a dataset, computed once and stored under ``<run>/ref_cache/<hash>/``.
+
+    ``chosen(i)`` gives episode i's state-aligned log-probs of the tokens taken (length ``len(ids) - 1``); with
+    ``full=True`` also the whole log-distribution at each action state (float16, memory-mapped) for the exact KL.
+    The hash covers the model folder and every token id, so a different model or dataset never reuses a stale cache.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._chosen = np.load(root / "chosen.npy", mmap_mode="r")
+        self._offsets = np.load(root / "offsets.npy")
+        self._full = np.load(root / "full.npy", mmap_mode="r") if (root / "full.npy").is_file() else None
+        self._full_offsets = np.load(root / "full_offsets.npy") if self._full is not None else None
+
+    @property
+    def has_full(self) -> bool:
+        return self._full is not None
+
+    def chosen(self, i: int) -> np.ndarray:
+        return np.array(self._chosen[self._offsets[i] : self._offsets[i + 1]], dtype=np.float32)
+
+    def full(self, i: int) -> np.ndarray:
+        """``[n_action_states, V]`` log-probs, in the order of the episode's action states."""
+        assert self._full is not None and self._full_offsets is not None
+        return np.array(self._full[self._full_offsets[i] : self._full_offsets[i + 1]], dtype=np.float32)
+
+    @classmethod
+    def build(
+        cls,
+        model: Any,
+        model_path: Path,
+        items: Sequence[dict[str, Any]],
+        cache_root: Path,
+        *,
+        pad_id: int,
+        full: bool,
+        batch_size: int = 4,
+        progress: Any = None,
+    ) -> "RefCache":
+        """Load the cache for (model, items) from ``cache_root`` or compute it (rich ``progress`` optional)."""
+        key = hashlib.sha256(f"{model_fingerprint(model_path)}|{items_fingerprint(items)}|full={full}".encode()).hexdigest()[:16]
+        root = cache_root / key
+        if (root / "done.json").is_file():
+            return cls(root)
+        tmp = cache_root / f"{key}.partial"
+        tmp.mkdir(parents=True, exist_ok=True)
+        lengths = [len(it["input_ids"]) - 1 for it in items]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        n_act = [int(sum(it["action_mask"][1:])) for it in items]
+        full_offsets = np.concatenate([[0], np.cumsum(n_act)]).astype(np.int64)
+        chosen = np.zeros(int(offsets[-1]), dtype=np.float32)
+        vocab = int(model.get_output_embeddings().weight.shape[0])
+        dist = np.lib.format.open_memmap(tmp / "full.npy", mode="w+", dtype=np.float16, shape=(int(full_offsets[-1]), vocab)) if full else None
+        task = progress.add_task("reference log-probs", total=len(items)) if progress is not None else None
+        model.eval()
+        with torch.no_grad():
+            for s in range(0, len(items), batch_size):
+                chunk = items[s : s + batch_size]
+                batch = collate(chunk, pad_id=pad_id)
+                device = next(model.parameters()).device
+                logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+                logp = token_logprobs(logits, batch["input_ids"].to(device)).cpu()
+                for b, it in enumerate(chunk):
+                    i = s + b
+                    chosen[offsets[i] : offsets[i + 1]] = logp[b, : lengths[i]].numpy()
+                    if dist is not None:
+                        rows = batch["mask"][b].bool()
+                        dist[full_offsets[i] : full_offsets[i + 1]] = torch.log_softmax(logits[b][rows.to(device)].float(), -1).cpu().numpy()
+                if task is not None:
+                    progress.advance(task, len(chunk))
+        np.save(tmp / "chosen.npy", chosen)
+        np.save(tmp / "offsets.npy", offsets)
+        if dist is not None:
+            dist.flush()
+            del dist
+            np.save(tmp / "full_offsets.npy", full_offsets)
+        (tmp / "done.json").write_text(json.dumps({"episodes": len(items), "full": full, "vocab": vocab}))
+        if root.exists():  # another process finished first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.rename(root)
+        return cls(root)

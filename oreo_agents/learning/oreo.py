@@ -1,0 +1,121 @@
+"""OREO: joint policy + value training with the soft-Bellman losses of :mod:`.losses` (token, step or response level).
+
+Per micro-batch: one policy forward (log-probs, and the full distribution at action states for the exact KL) and one
+value forward; pi_ref's log-probs come from the cache. L_V uses detached log-ratios and L_pi detached values, so one
+backward of ``L_V + L_pi`` gives each model exactly its own gradient; then the value optimizer steps, then the policy
+optimizer (whose loss used the values from before the value step). Separate optimizers and schedules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from oreo_agents.learning import losses as L
+from oreo_agents.learning.data import token_logprobs
+from oreo_agents.learning.models import ValueModel, is_value_dir
+from oreo_agents.learning.trainer import Trainer, adam, apply_lora, cosine_with_warmup, merged
+
+
+class OREOTrainer(Trainer):
+    algo = "oreo"
+    needs_ref = True
+    needs_full_ref = True
+
+    def setup_models(self, total_updates: int) -> None:
+        cfg, acc = self.cfg, self.acc
+        policy = self.load_policy_for_training()
+        self.build_ref_cache(policy)
+        value_path = Path(cfg.value_model) if cfg.value_model else self.model_path
+        load = ValueModel.from_pretrained if is_value_dir(value_path) else ValueModel.from_base
+        value = load(value_path, trust_remote_code=cfg.trust_remote_code)
+        if cfg.gradient_checkpointing:
+            value.backbone.gradient_checkpointing_enable()
+        policy = apply_lora(policy, cfg)
+        value.backbone = apply_lora(value.backbone, cfg)  # the head is outside the adapters: fully trainable
+        opt_p = adam([p for p in policy.parameters() if p.requires_grad], cfg.learning_rate, cfg)
+        opt_v = adam([p for p in value.parameters() if p.requires_grad], cfg.value_lr, cfg)
+        policy, value, opt_p, opt_v = acc.prepare(policy, value, opt_p, opt_v)
+        self.models = {"policy": policy, "value": value}
+        self.optimizers = {"policy": opt_p, "value": opt_v}
+        # Schedulers stay unprepared: accelerate would step them once per process.
+        self.schedulers = {n: cosine_with_warmup(o, total_updates, cfg.warmup_ratio) for n, o in self.optimizers.items()}
+
+    def losses(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(L_V, L_pi + alpha * L_reg, metrics) of one batch."""
+        cfg = self.cfg
+        policy, value = self.models["policy"], self.models["value"]
+        logits = policy(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
+        logp = token_logprobs(logits, b["input_ids"])
+        values = value(b["input_ids"], b["attention_mask"])
+        mask, rewards, ref = b["mask"], b["rewards"], b["ref_logp"]
+        if cfg.loss_level == "token":
+            states = mask
+            loss_pi = L.oreo_policy_loss_token(logp, ref, values, rewards, mask, cfg.beta)
+        elif cfg.loss_level == "step":
+            states = L.step_start_mask(b["step_ids"])
+            loss_pi = L.oreo_policy_loss_step(logp, ref, values, rewards, b["step_ids"], cfg.beta)
+        else:
+            states = L.step_start_mask(torch.where(mask > 0, 0, -1).long())
+            loss_pi = L.oreo_policy_loss_response(logp, ref, values, rewards, mask, cfg.beta)
+        # V is also regressed right after each reply: that is where value-guided agents read it (docs/learning.md).
+        value_mask = (states + b["reply_end"]).clamp(max=1)
+        loss_v = L.oreo_value_loss(values, logp, ref, rewards, mask, cfg.beta, value_mask)
+        kl = torch.zeros((), device=logits.device)
+        if cfg.kl_alpha > 0:
+            act = mask.bool()
+            logp_act = torch.log_softmax(logits[act].float(), dim=-1)
+            kl_tok = torch.zeros_like(mask)
+            kl_tok[act] = (logp_act.exp() * (logp_act - self.ref_full(b))).sum(-1)
+            kl = L.per_sequence_mean(kl_tok, mask)
+        with torch.no_grad():
+            vm = value_mask.bool()
+            metrics = {
+                "loss_v": float(loss_v),
+                "loss_pi": float(loss_pi),
+                "kl": float(kl),
+                "mean_v": float(values[vm].mean()) if vm.any() else 0.0,
+                "return": float(rewards.mean()),
+                "logratio": float(((logp - ref) * mask).sum() / mask.sum().clamp(min=1)),
+                "tokens": float(b["attention_mask"].sum()),
+            }
+        return loss_v, loss_pi + cfg.kl_alpha * kl, metrics
+
+    def micro_step(self, idx: list[int], weight: float) -> dict[str, float]:
+        loss_v, loss_pi, metrics = self.losses(self.batch(idx))
+        # Disjoint graphs (each loss detaches the other model's output): one backward = both models' own gradients.
+        self.acc.backward((loss_v + loss_pi) * weight)
+        metrics["loss"] = metrics["loss_v"] + metrics["loss_pi"]
+        return metrics
+
+    def save_models(self, out: Path) -> None:
+        self.save_policy(out)
+        value = self.acc.unwrap_model(self.models["value"])
+        ValueModel(merged(value.backbone), value.head).save_pretrained(out / "value", tokenizer=self.tokenizer)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, Any]:
+        """Mean V over each training episode's action states: successes should sit above failures after training."""
+        value = self.acc.unwrap_model(self.models["value"])
+        value.eval()
+        per_episode: list[tuple[bool, float]] = []
+        for s in range(0, len(self.items), self.cfg.micro_batch_size):
+            idx = list(range(s, min(s + self.cfg.micro_batch_size, len(self.items))))
+            b = self.batch(idx)
+            v = value(b["input_ids"], b["attention_mask"])
+            m = b["mask"]
+            means = (v * m).sum(-1) / m.sum(-1).clamp(min=1)
+            per_episode += list(zip(b["success"].tolist(), means.tolist()))
+        value.train()
+        wins = [v for ok, v in per_episode if ok]
+        fails = [v for ok, v in per_episode if not ok]
+        out: dict[str, Any] = {"value_mean_success": _mean(wins), "value_mean_failure": _mean(fails)}
+        if wins and fails:  # AUC: P(V of a random success > V of a random failure)
+            out["value_auc"] = sum((w > f) + 0.5 * (w == f) for w in wins for f in fails) / (len(wins) * len(fails))
+        return out
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
