@@ -1,0 +1,295 @@
+"""textworld's PDDL engine with the deterministic work memoised.
+
+Stock ``textworld.envs.pddl.PddlEnv`` (what alfworld's ``AlfredTWEnv`` plays) spends its time in three places that
+depend only on the game, not on the play:
+
+- ``load``/``reset`` parse the grammar with tatsu and run Fast Downward's PDDL->SAS translation twice (once plain, once
+  optimised for the planner) on every reset;
+- every step re-derives every admissible command through the context-sensitive grammar, although a command's text
+  depends only on the action's arguments (and on facts that no action can change);
+- the intro text is re-derived from the initial state on every reset.
+
+:class:`CachedPddlEnv` keeps the same engine (Fast Downward's shared library applies operators and checks the goal,
+the grammar derives feedback) and memoises exactly those deterministic results per game, so transcripts are identical
+to the stock engine's. The caches are process-wide and keyed by content hashes, so ``make_vec`` copies in one
+process share them.
+
+    >>> env = AlfredDemangler()(CachedPddlEnv(textworld.EnvInfos(admissible_commands=True, won=True)))  # doctest: +SKIP
+    >>> env.load("path/to/game.tw-pddl"); state = env.reset()                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from collections import Counter, OrderedDict, defaultdict
+from typing import Any
+
+import fast_downward
+import textworld.logic
+from textworld.core import GameState
+from textworld.envs.pddl import PddlEnv
+from textworld.envs.pddl import logic as pddl_logic
+from textworld.logic import Placeholder, Variable
+
+# Bounded so a long-running collector cycling through thousands of games does not grow without limit.
+_MAX_CACHED_GAMES = 512
+
+
+class _LRU(OrderedDict):
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
+    def get_or(self, key: Any, make: Any) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = make()
+        if len(self) > self.maxsize:
+            self.popitem(last=False)
+        return value
+
+
+_LOGICS: dict[str, pddl_logic.GameLogic] = {}
+_TRANSLATIONS: _LRU = _LRU(_MAX_CACHED_GAMES)
+_RENDERINGS: _LRU = _LRU(_MAX_CACHED_GAMES)
+
+
+def _digest(*texts: str) -> str:
+    h = hashlib.sha1()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def cached_logic(domain: str, grammar: str) -> pddl_logic.GameLogic:
+    """Parse (domain, grammar) once per process. The grammar text embeds the goal, so games differ here."""
+    key = _digest(domain, grammar)
+    logic = _LOGICS.get(key)
+    if logic is None:
+        logic = _LOGICS[key] = pddl_logic.GameLogic(domain=domain, grammar=grammar)
+    return logic
+
+
+def _pddl2sas(domain: str, problem: str, optimize: bool) -> tuple[Any, str]:
+    # fast_downward's translator overwrites sys.argv to configure itself; give the caller theirs back.
+    argv = list(sys.argv)
+    try:
+        return fast_downward.pddl2sas(domain, problem, optimize=optimize)
+    finally:
+        sys.argv[:] = argv
+
+
+class _Translation:
+    """Everything PddlState derives from (domain, problem) before play starts: computed once per game."""
+
+    def __init__(self, domain: str, problem: str) -> None:
+        self.task, self.sas = _pddl2sas(domain, problem, optimize=False)
+        _, self.sas_replan = _pddl2sas(domain, problem, optimize=True)
+        self.sas_bytes = self.sas.encode("utf-8")
+        self.sas_replan_bytes = self.sas_replan.encode("utf-8")
+        self.name2type = {o.name: o.type_name for o in self.task.objects}
+        self.actions = {a.name: a for a in self.task.actions}
+        # Predicates some action can change; a command template that queries none of them renders the same in
+        # every state, so its text can be memoised.
+        self.fluents = {eff.literal.predicate for a in self.task.actions for eff in a.effects}
+        self.init_facts: list | None = None  # filled by the first state built from this translation
+        self.action_cache: dict = {}
+
+
+def _translation(domain: str, problem: str) -> _Translation:
+    return _TRANSLATIONS.get_or(_digest(domain, problem), lambda: _Translation(domain, problem))
+
+
+class CachedPddlState(pddl_logic.PddlState):
+    """``PddlState`` built from a memoised translation; play (apply, goal check, replan) is Fast Downward's, as stock."""
+
+    def __init__(self, downward_lib: Any, pddl_problem: str, logic: pddl_logic.GameLogic) -> None:
+        # The same empty fact tables stock PddlState sets up (it bypasses State.__init__ too).
+        self._facts = defaultdict(set)
+        self._vars_by_name = {}
+        self._vars_by_type = defaultdict(set)
+        self._var_counts = Counter()
+        self._logic = logic
+        self.downward_lib = downward_lib
+        self.pddl_problem = pddl_problem
+        tr = self._tr = _translation(logic.domain, pddl_problem)
+        self.task, self.sas, self.sas_replan = tr.task, tr.sas, tr.sas_replan
+        self._actions = tr.actions
+        for type_ in self.task.types:
+            try:
+                logic.types.add(textworld.logic.Type(type_.name, type_.supertype_names))
+            except ValueError:
+                pass
+        self.downward_lib.load_sas(tr.sas_bytes)
+        self.downward_lib.load_sas_replan(tr.sas_replan_bytes)
+        self.name2type = tr.name2type
+        if tr.init_facts is None:
+            # Same two sources as stock PddlState: the PDDL :init, then Fast Downward's initial state.
+            facts = []
+            for atom in self.task.init:
+                fact = _atom2proposition(atom, self.name2type)
+                if fact is not None:
+                    facts.append(fact)
+            size = self.downward_lib.get_state_size()
+            atoms = (pddl_logic.Atom * size)()
+            self.downward_lib.get_state(atoms)
+            facts += [f for f in (a.get_fact(self.name2type) for a in atoms) if not f.is_negation]
+            tr.init_facts = facts
+        self.add_facts(tr.init_facts)
+        # Operator name -> Action; operator ids are fixed by the SAS text, so these are shared by every play of the game.
+        self._action_cache: dict[str, textworld.logic.Action] = tr.action_cache
+
+    def all_applicable_actions(self) -> list:
+        count = self.downward_lib.get_applicable_operators_count()
+        operators = (fast_downward.Operator * count)()
+        self.downward_lib.get_applicable_operators(operators)
+        self._operators = {op.id: op for op in operators}
+        actions, seen = [], set()
+        for op in operators:
+            name = op.name
+            if name in seen:
+                continue
+            seen.add(name)
+            action = self._action_cache.get(name)
+            if action is None or action.id != op.id:
+                action = self._action_cache[name] = self._make_action(name, op.id)
+            actions.append(action)
+        return actions
+
+    def _make_action(self, op_name: str, op_id: int) -> textworld.logic.Action:
+        name, *arguments = op_name.split()
+        action = textworld.logic.Action(name=name, preconditions=[], postconditions=[])
+        action.id = op_id
+        action.mapping = {
+            Placeholder(p.name.strip("?"), p.type_name): Variable(arg, p.type_name)
+            for p, arg in zip(self._actions[name].parameters, arguments)
+        }
+        action.command_template = self._logic.actions[name].template
+        action.feedback_rule = self._logic.actions[name].feedback_rule
+        return action
+
+
+def _atom2proposition(atom: Any, name2type: dict[str, str]) -> textworld.logic.Proposition | None:
+    # Verbatim logic of the closure inside stock PddlState.__init__.
+    from fast_downward.translate.pddl import conditions, f_expression
+
+    if isinstance(atom, conditions.Atom):
+        if atom.predicate == "=":
+            return None
+        return textworld.logic.Proposition(atom.predicate, [Variable(a, name2type[a]) for a in atom.args])
+    if isinstance(atom, f_expression.Assign):
+        if atom.fluent.symbol == "total-cost":
+            return None
+        name = f"{atom.expression.value}"
+        if str.isdigit(name):
+            return None
+        return textworld.logic.Proposition(name, [Variable(a, name2type[a]) for a in atom.fluent.args])
+    return None
+
+
+_QUERY_PREDICATE = re.compile(r"([A-Za-z_][\w-]*)\s*\(")
+
+
+class CachedPddlEnv(PddlEnv):
+    """Drop-in ``PddlEnv`` (same states, commands and feedback) with per-game memoisation; see the module doc."""
+
+    def load(self, filename_or_data: Any) -> None:
+        import json
+
+        if isinstance(filename_or_data, (str, bytes)) or hasattr(filename_or_data, "__fspath__"):
+            with open(filename_or_data) as f:
+                data = json.load(f)
+            self._game_file = str(filename_or_data)
+        else:
+            data, self._game_file = filename_or_data, None
+        self._game_data = data
+        self.walkthrough = data.get("walkthrough", None)
+        self._logic = cached_logic(data["pddl_domain"], data["grammar"])
+        self._pddl_state = CachedPddlState(self.downward_lib, data["pddl_problem"], self._logic)
+        self._entity_infos = self._get_entity_infos()
+        self._render = None  # per (game, entity names): filled at the first reset, after wrappers rename entities
+
+    def _renderings(self) -> dict:
+        # Entity display names are set by wrappers (AlfredDemangler) after load, so the key includes them.
+        names = "\n".join(f"{k}={v.name}" for k, v in sorted(self._entity_infos.items()))
+        key = _digest(self._logic.domain, self._game_data["grammar"], self._game_data["pddl_problem"], names)
+        return _RENDERINGS.get_or(key, lambda: {"intro": None, "commands": {}})
+
+    def _static_template(self, template: str) -> bool:
+        if "#" in template:  # nested non-terminals could hide state-dependent rules
+            return False
+        return not any(p in self._pddl_state._tr.fluents for p in _QUERY_PREDICATE.findall(template))
+
+    def _command(self, action: Any, mapping: dict) -> str:
+        cache = self._render["commands"]
+        text = cache.get(action.name_id)
+        if text is None:
+            context = {
+                "state": self._pddl_state,
+                "facts": list(self._pddl_state.facts),
+                "variables": {ph.name: self._entity_infos[var.name] for ph, var in action.mapping.items()},
+                "mapping": action.mapping,
+                "entity_infos": self._entity_infos,
+            }
+            template = self._logic.actions[action.name].template
+            derived = self._logic.grammar.derive(template, context)
+            action.command_template = derived
+            text = action.format_command(mapping)
+            if self._static_template(template):
+                cache[action.name_id] = text
+        return text
+
+    def _gather_infos(self) -> None:
+        state, pddl = self.state, self._pddl_state
+        state["command_templates"] = sorted(set(a.template for a in self._logic.actions.values()))
+        state["won"] = pddl.check_goal()
+        state["lost"] = False
+        state["_entity_infos"] = dict(self._entity_infos)
+        state["_facts"] = list(pddl.facts)
+        if self.request_infos.facts:
+            state["facts"] = list(map(self._get_human_readable_fact, state["_facts"]))
+        state["last_action"] = None
+        state["_last_action"] = self._last_action
+        state["_valid_actions"] = actions = pddl.all_applicable_actions()
+        mapping = self._name_mapping
+        commands = []
+        for action in actions:
+            if not hasattr(action, "name_id"):
+                action.name_id = action.name + " " + " ".join(v.name for v in action.mapping.values())
+            commands.append(self._command(action, mapping))
+        state["_valid_commands"] = commands
+        state["admissible_commands"] = sorted(set(commands))
+        if self.request_infos.moves:
+            state["moves"] = self._moves
+        if self.request_infos.policy_commands:
+            state["policy_commands"] = pddl.replan(self._entity_infos)
+
+    def reset(self) -> GameState:
+        self._pddl_state = CachedPddlState(self.downward_lib, self._game_data["pddl_problem"], self._logic)
+        if self._render is None:
+            self._render = self._renderings()
+        self._name_mapping = {k: info.name for k, info in self._entity_infos.items()}
+        self.prev_state = None
+        self.state = GameState()
+        self._last_action = None
+        self._moves = 0
+        intro = self._render["intro"]
+        if intro is None:  # the intro is derived from the initial state only
+            context = {
+                "state": self._pddl_state,
+                "facts": list(self._pddl_state.facts),
+                "variables": {},
+                "mapping": {},
+                "entity_infos": self._entity_infos,
+            }
+            intro = self._render["intro"] = self._logic.grammar.derive("#intro#", context)
+        self.state.feedback = intro
+        self.state.raw = intro
+        self._gather_infos()
+        if "walkthrough" in self.request_infos.extras:
+            self.state["extra.walkthrough"] = self.walkthrough or self._pddl_state.replan(self._entity_infos)
+        return self.state
