@@ -11,7 +11,7 @@ only when a model runs.
 
 from __future__ import annotations
 
-from oreo_agents.agent.agent import Agent, load_value
+from oreo_agents.agent.agent import Agent, build_agent, load_value
 from oreo_agents.agent.selection import SELECT_MODES
 
-__all__ = ["Agent", "SELECT_MODES", "load_value"]
+__all__ = ["Agent", "SELECT_MODES", "build_agent", "load_value"]

@@ -175,3 +175,23 @@ def _device_of(policy: ModelPolicy) -> Any:
     model = getattr(policy.backend, "model", None)
     return next(model.parameters()).device if model is not None else "cpu"
 
+
+
+SCRIPTED = ("expert", "random")
+
+
+def build_agent(policy: str, *, value: str | None = None, select: str = "greedy", k: int = 4, temperature: float = 1.0,
+                top_p: float = 1.0, max_new_tokens: int = 64, seed: int = 0, backend: str = "hf",
+                device: str | None = None, dtype: str | None = None) -> Policy:
+    """What ``--policy expert|random|<checkpoint dir>`` plus ``--value/--select/--k`` name, as one Policy."""
+    from oreo_agents.policies import make_policy
+
+    if policy in SCRIPTED:
+        if select != "greedy":
+            raise OreoError(f"--select {select} needs a model policy (--policy <checkpoint dir>), not '{policy}'")
+        return make_policy(policy, **({"seed": seed} if policy == "random" else {}))
+    p = Path(policy).expanduser()
+    if not p.is_dir():
+        raise OreoError(f"--policy {policy}: not expert, random or a model directory")
+    return Agent.load(p, value=value, select=select, k=k, temperature=temperature, top_p=top_p,
+                      max_new_tokens=max_new_tokens, seed=seed, backend=backend, device=device, dtype=dtype)

@@ -1,0 +1,250 @@
+"""Evaluation: success rate (ALFWorld, web shop) or accuracy (math) by split and task type, with confidence intervals.
+
+Every game / problem of a split is played once, in order (``reset(options={"game": i})`` / ``{"problem": i}``), by
+``num_envs`` envs stepped together so a model decides for all of them in one batched call::
+
+    >>> outcomes = run_episodes(lambda: gym.make("oreo_agents/ALFWorld-v0", split="valid_unseen"), agent,
+    ...                         episodes=None, num_envs=8)                                           # doctest: +SKIP
+    >>> rows = summarize(outcomes, label="oreo", select="value")                                    # doctest: +SKIP
+    >>> write_reports(rows, Path("runs/eval"))    # eval.md, eval.csv, eval.png                      # doctest: +SKIP
+
+Intervals: Wilson score (default; well-behaved at 0% and 100% and for small n) or a percentile bootstrap.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from oreo_agents.envs.core import (
+    INFO_SPLIT,
+    INFO_TASK_ID,
+    INFO_TASK_TYPE,
+    INFO_WON,
+    TERMINATION_ABORTED,
+    TERMINATION_FAILURE,
+    TERMINATION_INVALID,
+    TERMINATION_SUCCESS,
+    TERMINATION_TRUNCATED,
+)
+from oreo_agents.errors import OreoError
+from oreo_agents.policies.base import Policy, Turn
+from oreo_agents.recording.schema import StepRecord
+
+ALL = "all"
+
+
+@dataclass
+class Outcome:
+    """One evaluated episode."""
+
+    index: int
+    task_id: str
+    split: str
+    task_type: str
+    success: bool
+    reward: float
+    length: int
+    termination: str
+
+
+def episode_count(env: Any) -> int:
+    """How many distinct games / problems the env holds (so eval plays each once)."""
+    base = env.unwrapped
+    for attr in ("game_files", "problems", "instructions", "tasks"):
+        items = getattr(base, attr, None)
+        if items is not None:
+            return len(items)
+    raise OreoError(f"{type(base).__name__}: cannot tell how many tasks it holds; pass --episodes")
+
+
+def episode_options(env: Any, index: int) -> dict[str, Any] | None:
+    base = env.unwrapped
+    if hasattr(base, "game_files"):
+        return {"game": index}
+    if hasattr(base, "problems"):
+        return {"problem": index}
+    return None  # other envs: the reset seed (seed + index) picks the task
+
+
+class _Slot:
+    def __init__(self, env: Any) -> None:
+        self.env, self.index = env, -1
+        self.goal = self.init_obs = self.obs = ""
+        self.info: dict[str, Any] = {}
+        self.history: list[StepRecord] = []
+
+
+def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int | None = None, num_envs: int = 4,
+                 seed: int = 0, on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Play episodes 0..episodes-1 (default: every task once) with ``num_envs`` envs batched per decision."""
+    if num_envs < 1:
+        raise OreoError(f"--num-envs {num_envs}: need at least one env")
+    first = make_env()
+    tasks = episode_count(first) if episodes is None or episode_options(first, 0) is not None else None
+    total = tasks if episodes is None else episodes
+    slots = [_Slot(first)] + [_Slot(make_env()) for _ in range(max(0, min(num_envs, total) - 1))]
+    pending = list(range(total))[::-1]
+    outcomes: list[Outcome] = []
+
+    def finish(slot: _Slot, termination: str) -> None:
+        won = bool(slot.history and slot.history[-1].won)
+        out = Outcome(slot.index, str(slot.info.get(INFO_TASK_ID, slot.index)), str(slot.info.get(INFO_SPLIT, "")),
+                      str(slot.info.get(INFO_TASK_TYPE, "")), won, float(sum(s.reward for s in slot.history)),
+                      len(slot.history), termination)
+        outcomes.append(out)
+        if on_outcome is not None:
+            on_outcome(out)
+        slot.index = -1
+
+    try:
+        while True:
+            for slot in slots:
+                if slot.index < 0 and pending:
+                    slot.index = pending.pop()
+                    task = slot.index % tasks if tasks else slot.index  # more episodes than tasks: cycle through them
+                    slot.obs, slot.info = slot.env.reset(seed=seed + slot.index, options=episode_options(slot.env, task))
+                    slot.goal, slot.init_obs, slot.history = str(slot.info.get("goal", "")), slot.obs, []
+            active = [s for s in slots if s.index >= 0]
+            if not active:
+                break
+            turns = [Turn(s.env.spec.id if s.env.spec else type(s.env.unwrapped).__name__, s.goal, s.init_obs, s.obs,
+                          s.info, s.history) for s in active]
+            for slot, d in zip(active, policy.act(turns)):
+                if d.aborted:
+                    finish(slot, TERMINATION_ABORTED)
+                    continue
+                record = StepRecord(action=d.action or "", observation="", reward=0.0, reply=d.reply or d.action,
+                                    prompt_token_ids=d.prompt_token_ids, completion_token_ids=d.completion_token_ids,
+                                    completion_logprobs=d.completion_logprobs, value=d.value)
+                slot.history.append(record)
+                if d.action is None:  # OREO's rule: an unparseable reply ends the episode with reward 0
+                    finish(slot, TERMINATION_INVALID)
+                    continue
+                slot.obs, reward, terminated, truncated, slot.info = slot.env.step(d.action)
+                record.observation, record.reward, record.won = str(slot.obs), float(reward), bool(slot.info.get(INFO_WON))
+                if terminated or truncated:
+                    ok = record.won
+                    finish(slot, TERMINATION_SUCCESS if ok else TERMINATION_FAILURE if terminated else TERMINATION_TRUNCATED)
+    finally:
+        for slot in slots:
+            slot.env.close()
+    return sorted(outcomes, key=lambda o: o.index)
+
+
+# --- statistics ---------------------------------------------------------------------------------------------------
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% by default)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def bootstrap(outcomes: Sequence[bool], *, samples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of 0/1 outcomes (seeded: reports reproduce)."""
+    n = len(outcomes)
+    if n == 0:
+        return (0.0, 1.0)
+    rng = random.Random(seed)
+    xs = [int(x) for x in outcomes]
+    means = sorted(sum(rng.choices(xs, k=n)) / n for _ in range(samples))
+    lo = means[int((1 - level) / 2 * (samples - 1))]
+    hi = means[int((1 + level) / 2 * (samples - 1))]
+    return (lo, hi)
+
+
+@dataclass
+class Row:
+    """One line of the report: an agent (label, selection) on a split and task type (``all`` = every type)."""
+
+    agent: str
+    select: str
+    split: str
+    task_type: str
+    n: int
+    successes: int
+    rate: float
+    ci_low: float
+    ci_high: float
+    mean_length: float
+
+
+def summarize(outcomes: Sequence[Outcome], *, label: str, select: str, ci: str = "wilson") -> list[Row]:
+    if ci not in ("wilson", "bootstrap"):
+        raise OreoError(f"--ci {ci}: choose wilson or bootstrap")
+    groups: dict[tuple[str, str], list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault((o.split or "-", ALL), []).append(o)
+        groups.setdefault((o.split or "-", o.task_type or "-"), []).append(o)
+    rows = []
+    for (split, task_type), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != ALL, kv[0][1])):
+        k, n = sum(o.success for o in group), len(group)
+        lo, hi = wilson(k, n) if ci == "wilson" else bootstrap([o.success for o in group])
+        rows.append(Row(label, select, split, task_type, n, k, k / n, lo, hi, sum(o.length for o in group) / n))
+    return rows
+
+
+# --- reports ------------------------------------------------------------------------------------------------------
+COLUMNS = ("agent", "select", "split", "task_type", "n", "successes", "rate", "ci_low", "ci_high", "mean_length")
+
+
+def write_reports(rows: Sequence[Row], out_dir: Path, *, metric: str = "success rate", title: str = "") -> dict[str, Path]:
+    """``eval.csv``, ``eval.md`` and ``eval.png`` in ``out_dir``; returns their paths by kind."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out_dir / "eval.csv", "md": out_dir / "eval.md", "png": out_dir / "eval.png"}
+    with paths["csv"].open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(r).items()})
+    lines = [f"# {title or 'Evaluation'}", "", f"{metric} with 95% confidence intervals", "",
+             "| agent | select | split | task type | n | " + metric + " | 95% CI | mean steps |",
+             "|---|---|---|---|---:|---:|---|---:|"]
+    for r in rows:
+        lines.append(f"| {r.agent} | {r.select} | {r.split} | {r.task_type} | {r.n} | {r.rate:.1%} | "
+                     f"{r.ci_low:.1%} – {r.ci_high:.1%} | {r.mean_length:.1f} |")
+    paths["md"].write_text("\n".join(lines) + "\n")
+    plot_rows(rows, paths["png"], metric=metric, title=title)
+    return paths
+
+
+def plot_rows(rows: Sequence[Row], path: Path, *, metric: str, title: str = "") -> None:
+    """Grouped bars: one group per (split, task type), one bar per agent/selection, CI as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never needs a display
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys((r.split, r.task_type) for r in rows))
+    runs = list(dict.fromkeys((r.agent, r.select) for r in rows))
+    width = 0.8 / max(1, len(runs))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(runs)) ** 0.5 + 2), 4.2))
+    for j, run in enumerate(runs):
+        xs, ys, err = [], [], [[], []]
+        for i, g in enumerate(groups):
+            match = [r for r in rows if (r.agent, r.select) == run and (r.split, r.task_type) == g]
+            if match:
+                r = match[0]
+                xs.append(i + (j - (len(runs) - 1) / 2) * width)
+                ys.append(r.rate)
+                err[0].append(r.rate - r.ci_low)
+                err[1].append(r.ci_high - r.rate)
+        ax.bar(xs, ys, width=width, yerr=err, capsize=3, label=f"{run[0]} ({run[1]})")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{s}\n{t}" for s, t in groups], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
