@@ -51,6 +51,7 @@ _CURRENCY = "$€£¥"
 # One number: optional sign, digits with correct thousands grouping or none, optional decimals; or a plain fraction a/b.
 _NUM = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
 _NUMBER_RE = re.compile(rf"^(?P<num>{_NUM})(?:\s*/\s*(?P<den>\d+))?$")
+_TOWER_RE = re.compile(r"(?:\^|\*\*)\s*(?:\{[^{}]*\}|[-+]?\\?[\w.]+)\s*(?:\^|\*\*)")  # a^b^c, a^{b}^c
 _UNIT_RE = re.compile(r"(?:\s*(?:\\%|%|[A-Za-z][A-Za-z.]*|\\text\{[A-Za-z .]*\}|\\mbox\{[A-Za-z .]*\}))+$")
 
 
@@ -132,7 +133,7 @@ def is_pathological(text: str) -> bool:
     if len(text) > MAX_ANSWER_CHARS or _max_nesting(text) > MAX_NESTING:
         return True
     exponents = _exponents(text)
-    if len(exponents) > 8:
+    if len(exponents) > 8 or _TOWER_RE.search(text):
         return True
     for exp in exponents:
         if "^" in exp or "**" in exp or "!" in exp:
