@@ -1,7 +1,7 @@
 """A small text env for recorder/collect tests, independent of the real games (any Gymnasium text env must work).
 
 The task: reach a target number by typing "inc"/"dec", then "submit". The target comes from the reset seed, so
-``reset(seed=k)`` always plays the same task. Registered as ``toy_env:Toy-v0`` so ``gym.make("toy_env:Toy-v0")`` and
+``reset(seed=k)`` always plays the same task. Registered as ``Toy-v0`` (and ``ToySlow-v0``, 10 ms a step), so ``gym.make("toy_env:Toy-v0")`` and
 ``oreo-agents collect --env toy_env:Toy-v0`` work once this folder is on ``sys.path``.
 """
 
@@ -59,6 +59,15 @@ class ToyEnv(gym.Env):
         return f"The counter shows {self.value}.", 0.0, False, self.t >= self.max_steps, self._info()
 
 
-if "toy_env:Toy-v0" not in gym.registry and "Toy-v0" not in gym.registry:
+class NoInfoToyEnv(ToyEnv):
+    """The same game with an empty ``info``: a third-party env that names no task."""
+
+    def _info(self, won: bool = False) -> dict:
+        return {}
+
+
+if "Toy-v0" not in gym.registry:
     gym.register(id="Toy-v0", entry_point=ToyEnv)
+    # Slow steps, so a test can kill a collection half-way.
+    gym.register(id="ToySlow-v0", entry_point=ToyEnv, kwargs={"step_delay": 0.01})
 
