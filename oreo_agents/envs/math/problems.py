@@ -188,8 +188,9 @@ def gsm8k_problems(rows: Iterable[dict[str, Any]], *, split: str, origin: str) -
     for n, row in enumerate(rows):
         where = f"{origin} (record {n})"
         question = _require(row, "question", where).strip()
+        answer_field = _require(row, "answer", where)  # outside the try: SchemaError is a ValueError
         try:
-            steps, final = gsm8k_steps(_require(row, "answer", where))
+            steps, final = gsm8k_steps(answer_field)
         except ValueError:
             raise SchemaError(f"{where}: field 'answer' has no '#### <answer>' line") from None
         problems.append(
