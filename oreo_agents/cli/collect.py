@@ -29,6 +29,13 @@ class CollectConfig:
     data_path: str | None = field(
         default=None, metadata={"help": "Env data: real ALFWorld root, or a math problems file (jsonl/parquet)."}
     )
+    games_root: str | None = field(
+        default=None,
+        metadata={"help": "ALFWorld: embedded games root (default $OREO_AGENTS_DATA/alfworld/embedded or ./envs/alfworld/embedded)."},
+    )
+    source: str | None = field(
+        default=None, metadata={"help": "Math: problem source (embedded, gsm8k, math, reasoning-gym:NAME); env default when unset."}
+    )
     task_types: list[str] = field(default_factory=list, metadata={"help": "Keep only these task types (repeatable)."})
     max_steps: int | None = field(default=None, metadata={"help": "Step limit per episode (env default when unset)."})
     num_tasks: int | None = field(
@@ -69,7 +76,9 @@ _NOT_CONTENT = {"episodes", "num_envs", "out", "resume", "shard_size", "device"}
 # Config field -> env constructor keyword, in the order the env's signature is checked.
 _ENV_KWARGS = {
     "split": ("split",),
-    "data_path": ("data_path",),
+    "data_path": ("data_path", "path"),
+    "games_root": ("root",),
+    "source": ("source",),
     "task_types": ("task_types",),
     "max_steps": ("max_steps",),
     "num_tasks": ("num_games", "num_problems", "num_tasks", "num_products"),
