@@ -181,12 +181,15 @@ class WebShopEnv(gym.Env[str, str]):
             return printable(self.page.to_text()) + "\n"
         return None
 
-    def html(self, base: str = "") -> str:
-        """The current page as HTML (what ``oreo-agents serve`` shows); links point under ``base``."""
+    def html(self, base: str = "", message: str | None = None) -> str:
+        """The current page as HTML (what ``oreo-agents serve`` shows); links point under ``base``.
+
+        ``message`` replaces the last step's feedback line (the server says why a finished session ignores clicks).
+        """
         if self.page is None:
             raise OreoError("WebShopEnv.html called before reset")
         steps = f"step {self._steps} of {self.max_steps}."
-        return self.page.to_html(base, message=self._feedback, steps=steps)
+        return self.page.to_html(base, message=self._feedback if message is None else message, steps=steps)
 
     # -- the shop's logic ----------------------------------------------------------------------------------------
     def _apply(self, command: str) -> str:

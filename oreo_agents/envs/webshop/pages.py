@@ -171,7 +171,7 @@ class Page:
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>WebShop</title><style>"
             "body{font-family:sans-serif;max-width:60em;margin:1em auto}a.click{margin-right:.6em}"
             "a.selected{font-weight:bold;background:#ffd}.message{color:#a00}.price{color:#070}"
-            f"</style></head><body><h1><a href=\"/\">WebShop</a></h1>"
+            f"</style></head><body><h1><a href=\"{base}/\">WebShop</a></h1>"
             f'<p id="instruction"><b>Instruction:</b> {e(self.instruction)}</p>{notice}'
             f'<div id="page" data-kind="{self.kind}">{"".join(body)}</div>'
             f'<footer><small>{e(steps)} <a id="new-session" href="/new">new instruction</a></small></footer>'

@@ -1,4 +1,4 @@
-"""Search over the catalogue with BM25 (Okapi, from the ``rank-bm25`` package), as WebShop searches with Pyserini's BM25.
+"""Search over the catalogue with BM25 (the ``rank-bm25`` package, Lucene's idf), as WebShop searches with Pyserini.
 
 Each product is indexed as its title, features, description and option values; a query returns the top ``top_k``
 products (WebShop shows 50 results, 10 per page) with a positive score, best first, ties broken by catalogue order::
@@ -12,6 +12,7 @@ products (WebShop shows 50 results, 10 per page) with a positive score, best fir
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Sequence
 
@@ -28,6 +29,19 @@ STOP_WORDS = frozenset(
 )
 
 
+class LuceneBM25(BM25Okapi):
+    """rank-bm25's Okapi BM25 with Lucene's idf, ``log(1 + (N - n + 0.5) / (n + 0.5))`` (what Pyserini/WebShop use).
+
+    Okapi's raw idf is zero or negative for words in half the documents or more, which on a small shop would make
+    "bluetooth" in a catalogue of speakers invisible; Lucene's idf stays positive and keeps the ranking monotone.
+    """
+
+    def _calc_idf(self, nd: dict[str, int]) -> None:
+        for word, freq in nd.items():
+            self.idf[word] = math.log(1.0 + (self.corpus_size - freq + 0.5) / (freq + 0.5))
+        self.average_idf = sum(self.idf.values()) / max(1, len(self.idf))
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-case word tokens without stop words; numbers stay (sizes such as ``8 fl oz`` are searchable)."""
     return [w for w in re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", text.lower()) if w not in STOP_WORDS]
@@ -40,7 +54,7 @@ class SearchEngine:
         self.products = list(products)
         self.top_k = top_k
         corpus = [tokenize(p.search_text()) or ["<empty>"] for p in self.products]
-        self.bm25 = BM25Okapi(corpus)
+        self.bm25 = LuceneBM25(corpus)
         self._cache: dict[str, list[int]] = {}
 
     def scores(self, query: str) -> np.ndarray:

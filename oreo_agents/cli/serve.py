@@ -1,0 +1,164 @@
+"""``oreo-agents serve``: the web-shop env as HTML pages, so a person can shop in a browser.
+
+    oreo-agents serve --env webshop --port 8000        # then open http://127.0.0.1:8000/
+
+Every browser visit to ``/`` (or ``/new``) starts a session with its own env and instruction, kept under
+``/s/<session>/``; a click or search is one ``env.step`` (``click[...]`` / ``search[...]``) followed by a redirect to
+the session page, so reloading never repeats an action. The server listens on 127.0.0.1 only (the standard library's
+``http.server``); Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import click
+
+from oreo_agents.cli.console import console, user_errors
+from oreo_agents.config import build_config, config_options
+
+HOST = "127.0.0.1"  # never expose the shop beyond this machine
+MAX_SESSIONS = 256
+
+
+@dataclass
+class ServeConfig:
+    env: str = field(default="webshop", metadata={"help": "Environment family to serve (only webshop has pages)."})
+    port: int = field(default=8000, metadata={"help": "Port on 127.0.0.1 (0 picks a free one)."})
+    split: str = field(default="train", metadata={"help": "Instruction split: train or test."})
+    data_dir: str | None = field(default=None, metadata={"help": "Folder with the real WebShop JSON files; default: the embedded generated shop."})
+    num_products: int | None = field(default=None, metadata={"help": "Generated shop size (default 1000) or number of real products to load (default all)."})
+    seed: int = field(default=0, metadata={"help": "Shop seed; session k gets instruction seed seed + k."})
+    max_steps: int = field(default=50, metadata={"help": "Step limit of each browser session."})
+
+
+class Shop:
+    """The sessions of one server: session id -> its own ``WebShopEnv`` (all share one catalogue and index)."""
+
+    def __init__(self, cfg: ServeConfig) -> None:
+        from oreo_agents.envs.webshop.env import WebShopEnv
+
+        self.cfg = cfg
+        self._make = lambda: WebShopEnv(split=cfg.split, max_steps=cfg.max_steps, data_dir=cfg.data_dir,
+                                        num_products=cfg.num_products, seed=cfg.seed)
+        self.catalog = self._make().catalog  # load (and validate) the data once, before the first visitor
+        self.sessions: OrderedDict[str, Any] = OrderedDict()
+        self.over: dict[str, str] = {}
+        self._counter = itertools.count()
+        self.lock = threading.Lock()
+
+    def new_session(self, task: str | None = None) -> str:
+        from oreo_agents.errors import OreoError
+
+        env = self._make()
+        choice: Any = int(task) if task and task.lstrip("-").isdigit() else task
+        try:
+            env.reset(seed=self.cfg.seed + next(self._counter), options={"task": choice} if task else None)
+        except OreoError:
+            env.reset(seed=self.cfg.seed + next(self._counter))
+        sid = secrets.token_hex(6)
+        with self.lock:
+            self.sessions[sid] = env
+            while len(self.sessions) > MAX_SESSIONS:  # forget the oldest visitor
+                old, _ = self.sessions.popitem(last=False)
+                self.over.pop(old, None)
+        return sid
+
+    def act(self, sid: str, action: str) -> None:
+        env = self.sessions[sid]
+        with self.lock:
+            if sid in self.over:  # a finished episode ignores further clicks (the page says why)
+                return
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated:
+                self.over[sid] = "You bought an item: start a new instruction below."
+            elif truncated:
+                self.over[sid] = f"Step limit ({env.max_steps}) reached: start a new instruction below."
+
+    def html(self, sid: str, base: str) -> str:
+        with self.lock:
+            return self.sessions[sid].html(base, message=self.over.get(sid))
+
+
+class ShopHandler(BaseHTTPRequestHandler):
+    shop: Shop  # set on the subclass made by make_server
+    server_version = "oreo-agents-webshop"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: the console shows only the URL
+        return
+
+    def _send(self, status: HTTPStatus, body: str = "", location: str | None = None) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")  # every page is live state
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        url = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if url.path in ("/", "/new"):
+            sid = self.shop.new_session(query.get("task"))
+            return self._send(HTTPStatus.SEE_OTHER, location=f"/s/{sid}/")
+        if url.path == "/favicon.ico":
+            return self._send(HTTPStatus.NO_CONTENT)
+        match = re.fullmatch(r"/s/([0-9a-f]+)/(search|click)?", url.path)
+        if match is None or match.group(1) not in self.shop.sessions:
+            return self._send(HTTPStatus.NOT_FOUND, '<!doctype html><p>No such page or session. '
+                                                    '<a href="/new">Start shopping</a></p>')
+        sid, verb = match.groups()
+        base = f"/s/{sid}"
+        if verb == "search":
+            self.shop.act(sid, f"search[{query.get('q', '')}]")
+        elif verb == "click":
+            self.shop.act(sid, f"click[{query.get('el', '')}]")
+        if verb:
+            return self._send(HTTPStatus.SEE_OTHER, location=f"{base}/")
+        self._send(HTTPStatus.OK, self.shop.html(sid, base))
+
+
+def make_server(cfg: ServeConfig) -> ThreadingHTTPServer:
+    """A ready (not yet serving) HTTP server on 127.0.0.1:``cfg.port``; call ``serve_forever`` on it."""
+    from oreo_agents.errors import OreoError
+
+    if cfg.env.lower() not in ("webshop", "oreo_agents/webshop-v0"):
+        raise OreoError(f"--env {cfg.env}: only the webshop env has pages to serve (use --env webshop)")
+    handler = type("BoundShopHandler", (ShopHandler,), {"shop": Shop(cfg)})
+    try:
+        server = ThreadingHTTPServer((HOST, cfg.port), handler)
+    except OSError as exc:
+        raise OreoError(f"--port {cfg.port}: cannot listen on {HOST}:{cfg.port} ({exc.strerror}); pick another port")
+    server.daemon_threads = True
+    return server
+
+
+@click.command()
+@config_options(ServeConfig)
+@user_errors
+def serve(**kwargs: Any) -> None:
+    """Serve the web shop as HTML on 127.0.0.1 so a person can search, paginate, pick options and buy."""
+    cfg = build_config(ServeConfig, kwargs)
+    with console.status("loading the shop and building the search index..."):
+        server = make_server(cfg)
+    host, port = server.server_address[:2]
+    shop = server.RequestHandlerClass.shop
+    console.print(f"[bold]WebShop[/] ({shop.catalog}) at http://{host}:{port}/  (Ctrl-C stops)", soft_wrap=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped the web shop server")
+    finally:
+        server.server_close()
