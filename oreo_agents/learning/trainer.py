@@ -43,7 +43,12 @@ def make_accelerator(cfg: TrainConfig):
     mp = cfg.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(mixed_precision=mp)
+    # Launched with several processes on a machine without a GPU (`accelerate launch --multi_gpu` runs torchrun):
+    # accelerate needs cpu=True to pick gloo DDP instead of silently running N independent copies.
+    import os
+
+    cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(mixed_precision=mp, cpu=cpu)
 
 
 def adam(params: Any, lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -239,7 +244,7 @@ class Trainer:
     def finish(self, log: MetricsLog | None) -> dict[str, Any]:
         acc = self.acc
         acc.wait_for_everyone()
-        summary: dict[str, Any] = {"algo": self.algo, "episodes": len(self.items), "model": str(self.model_path)}
+        summary: dict[str, Any] = {"algo": self.algo, "episodes": len(self.items), "model": str(self.model_path), "processes": acc.num_processes}
         summary.update(self.evaluate())
         if acc.is_main_process:
             self.save_models(self.out)
