@@ -1,0 +1,156 @@
+"""`oreo-agents collect` / `export` end to end: YAML + flags, kill and resume, refusals, the real ALFWorld and math envs,
+and a tiny language model collecting with exact token ids."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from oreo_agents.cli.app import cli
+
+TOY_DIR = Path(__file__).resolve().parents[1] / "recording"  # tests/recording/toy_env.py
+if str(TOY_DIR) not in sys.path:
+    sys.path.insert(0, str(TOY_DIR))
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _episodes(path):
+    from oreo_agents.recording import load_episodes
+
+    return {r["episode_id"]: r for r in load_episodes(path)}
+
+
+def test_collect_yaml_with_flag_override_and_summary(tmp_path):
+    cfg = tmp_path / "collect.yaml"
+    cfg.write_text("env: toy_env:Toy-v0\npolicy: noisy-expert\neps: 0.3\nepisodes: 30\nnum_envs: 3\nsamples_per_task: 3\n")
+    result = run("collect", "--config", str(cfg), "--episodes", "12", "--out", str(tmp_path / "ds"))
+    assert result.exit_code == 0, result.output
+    assert "task type" in result.output and "12 new episodes" in result.output
+    rows = _episodes(tmp_path / "ds")
+    assert len(rows) == 12 and {r["metadata"]["policy"] for r in rows.values()} == {"noisy-expert"}
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["settings"]["eps"] == 0.3 and manifest["status"] == "complete"
+    # resume is the default: the same command adds nothing; more episodes extend the dataset
+    again = run("collect", "--config", str(cfg), "--episodes", "15", "--out", str(tmp_path / "ds"))
+    assert "3 new episodes (12 already there, 15 in the dataset)" in " ".join(again.output.split())
+    # export works on what collect wrote
+    out = run("export", "--dataset", str(tmp_path / "ds"), "--view", "kto", "--family", "alfworld",
+              "--out", str(tmp_path / "kto.jsonl"))
+    assert out.exit_code == 0 and len((tmp_path / "kto.jsonl").read_text().splitlines()) == 15
+
+
+def test_refusals_are_one_line_errors(tmp_path):
+    base = ["collect", "--env", "toy_env:Toy-v0", "--policy", "random", "--episodes", "4"]
+    assert run(*base, "--out", str(tmp_path / "ds")).exit_code == 0
+    mismatch = run(*base, "--seed", "1", "--out", str(tmp_path / "ds"))
+    assert mismatch.exit_code == 2 and "different settings (seed: 0 -> 1)" in mismatch.output
+    no_resume = run(*base, "--no-resume", "--out", str(tmp_path / "ds"))
+    assert no_resume.exit_code == 2 and "already holds 4 episodes" in no_resume.output
+    (tmp_path / "file").write_text("x")
+    bad = run(*base, "--out", str(tmp_path / "file" / "ds"))
+    assert bad.exit_code == 2 and "cannot create output folder" in bad.output
+    assert "--out is required" in run(*base).output
+    unknown = run("collect", "--env", "nope", "--out", str(tmp_path / "x"))
+    assert unknown.exit_code == 2 and "--env nope: not an env family" in unknown.output
+    no_expert = run("collect", "--env", "oreo_agents/WebShop-v0", "--policy", "random", "--task-types", "a",
+                    "--out", str(tmp_path / "w"))
+    assert no_expert.exit_code == 2 and "--task-types is not an option of env oreo_agents/WebShop-v0" in no_expert.output
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("episodes: 3\nepisdoes: 4\n")
+    typo = run("collect", "--config", str(bad_yaml), "--out", str(tmp_path / "y"))
+    assert typo.exit_code == 2 and "unknown option 'episdoes'" in typo.output
+
+
+def _collect_cmd(out: Path) -> list[str]:
+    return [sys.executable, "-m", "oreo_agents.cli.app", "collect", "--env", "toy_env:ToySlow-v0", "--policy",
+            "noisy-expert", "--episodes", "60", "--samples-per-task", "2", "--num-envs", "2", "--shard-size", "5",
+            "--out", str(out)]
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TOY_DIR), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_collect_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((out / "data").glob("shard-*.parquet"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no chance to flush: only atomic shards survive
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    partial = _episodes(out)
+    assert 10 <= len(partial) < 60  # killed mid-run, after some shards
+
+    subprocess.run(_collect_cmd(out), env=env, check=True, capture_output=True)
+    resumed = _episodes(out)
+    from oreo_agents.recording import load_episodes
+
+    ids = load_episodes(out)["episode_id"]
+    assert len(ids) == len(set(ids)) == 60  # nothing lost, nothing twice
+    assert set(partial) <= set(resumed)
+
+    clean = tmp_path / "clean"
+    subprocess.run(_collect_cmd(clean), env=env, check=True, capture_output=True)
+    uninterrupted = _episodes(clean)
+    assert uninterrupted.keys() == resumed.keys()
+    for episode_id, row in uninterrupted.items():  # the same plan, the same per-episode randomness
+        assert [s["action"] for s in row["steps"]] == [s["action"] for s in resumed[episode_id]["steps"]]
+
+
+def test_alfworld_expert_collect_end_to_end(alfworld_games_root, tmp_path):
+    result = run("collect", "--env", "alfworld", "--games-root", str(alfworld_games_root), "--num-tasks", "6",
+                 "--policy", "expert", "--episodes", "6", "--num-envs", "2", "--max-steps", "40",
+                 "--out", str(tmp_path / "alf"))
+    assert result.exit_code == 0, result.output
+    rows = list(_episodes(tmp_path / "alf").values())
+    assert len(rows) == 6 and len({r["task_id"] for r in rows}) == 6  # task slots cycle through the six games
+    assert len({r["task_type"] for r in rows}) == 6
+    assert sum(r["success"] for r in rows) >= 5, [(r["task_type"], r["termination"]) for r in rows]
+    meta = rows[0]["metadata"]
+    assert meta["env_version"].startswith("alfworld 0.4") and len(meta["grammar_hash"]) == 16
+    assert all(r["initial_observation"].rstrip().endswith(r["goal"]) or r["goal"] in r["initial_observation"] for r in rows)
+    sft = run("export", "--dataset", str(tmp_path / "alf"), "--view", "sft", "--out", str(tmp_path / "sft.jsonl"))
+    assert sft.exit_code == 0, sft.output
+
+
+def test_tiny_model_collects_math_with_exact_token_ids(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    torch.set_num_threads(1)
+    from oreo_agents.envs.math.problems import load_problems
+    from oreo_agents.learning.models import build_tiny_model, load_tokenizer
+    from oreo_agents.prompting import MATH_FORMAT, encode_episode
+
+    texts = [p.question for p in load_problems("embedded", num_problems=50)] + ["#### 4", "3 + 4 = 7"]
+    model = build_tiny_model(texts, tmp_path / "tiny")
+    result = run("collect", "--env", "math", "--num-tasks", "4", "--policy", "model", "--model", str(model),
+                 "--episodes", "8", "--samples-per-task", "2", "--num-envs", "4", "--max-new-tokens", "12",
+                 "--max-steps", "3", "--out", str(tmp_path / "ds"))
+    assert result.exit_code == 0, result.output
+    rows = list(_episodes(tmp_path / "ds").values())
+    assert len(rows) == 8
+    tok = load_tokenizer(model)
+    for r in rows:
+        assert r["metadata"]["policy"] == "model" and r["metadata"]["checkpoint"] == str(model)
+        assert r["metadata"]["tokenizer"] and json.loads(r["metadata"]["sampling"])["temperature"] == 1.0
+        for s in r["steps"]:
+            assert len(s["completion_token_ids"]) == len(s["completion_logprobs"]) > 0
+            assert all(lp <= 0 for lp in s["completion_logprobs"])
+        # what the recorder stored is exactly what the learner will rebuild from the rows
+        stored = [t for s in r["steps"] for t in s["prompt_token_ids"] + s["completion_token_ids"]]
+        rebuilt = encode_episode(MATH_FORMAT, tok, goal=r["goal"], initial_observation=r["initial_observation"],
+                                 steps=r["steps"]).input_ids
+        assert stored == rebuilt
+        first_prompt = tok(MATH_FORMAT.prompt_text(r["goal"], r["initial_observation"]), add_special_tokens=False)
+        assert r["steps"][0]["prompt_token_ids"] == list(first_prompt["input_ids"])
