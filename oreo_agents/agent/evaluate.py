@@ -145,7 +145,8 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # Clamp so the interval always contains p (float rounding can push an end past it at 0% / 100%).
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 def bootstrap(outcomes: Sequence[bool], *, samples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -236,8 +237,8 @@ def plot_rows(rows: Sequence[Row], path: Path, *, metric: str, title: str = "") 
                 r = match[0]
                 xs.append(i + (j - (len(runs) - 1) / 2) * width)
                 ys.append(r.rate)
-                err[0].append(r.rate - r.ci_low)
-                err[1].append(r.ci_high - r.rate)
+                err[0].append(max(0.0, r.rate - r.ci_low))
+                err[1].append(max(0.0, r.ci_high - r.rate))
         ax.bar(xs, ys, width=width, yerr=err, capsize=3, label=f"{run[0]} ({run[1]})")
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([f"{s}\n{t}" for s, t in groups], rotation=30, ha="right", fontsize=8)

@@ -1,0 +1,207 @@
+"""``oreo-agents eval``: success rate / accuracy by split and task type for several agents, with confidence intervals.
+
+Each agent is a (policy, selection) pair: every ``--policy`` is evaluated with every ``--select``. Results go to a rich
+table and to ``eval.md``, ``eval.csv`` and ``eval.png`` in ``--out``. Math envs also take ``--select beam`` (value-guided
+step beam search, B = ``--k``) and ``--select best-of-n`` (N = ``--k`` whole solutions, best final value).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from oreo_agents.cli.console import console, is_interactive, user_errors
+from oreo_agents.config import build_config, config_options
+from oreo_agents.errors import OreoError
+
+SEARCH_MODES = ("beam", "best-of-n")
+
+
+@dataclass
+class EvalConfig:
+    """Settings of ``eval`` (YAML keys of ``--config`` and flags are these field names)."""
+
+    env: str = field(default="alfworld", metadata={"help": "Env family: alfworld, math or webshop (or a Gymnasium id)."})
+    policy: list[str] = field(default_factory=lambda: ["expert"], metadata={"help": "expert, random or a checkpoint folder (repeatable)."})
+    value: list[str] = field(default_factory=list, metadata={"help": "Value model folder: one for all policies, or one per --policy (repeatable)."})
+    select: list[str] = field(default_factory=lambda: ["greedy"], metadata={"help": "greedy, sample, value, admissible; math also beam, best-of-n (repeatable)."})
+    k: int = field(default=4, metadata={"help": "Candidates per turn (value), beams (beam) or samples (best-of-n)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature for sample / value / search."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Longest reply in tokens."})
+    backend: str = field(default="hf", metadata={"help": "Generation backend: hf or vllm (GPU)."})
+    device: str | None = field(default=None, metadata={"help": "torch device, e.g. cpu or cuda."})
+    dtype: str | None = field(default=None, metadata={"help": "Model dtype: float32, bfloat16 or float16."})
+    split: list[str] = field(default_factory=list, metadata={"help": "Splits to evaluate (repeatable; default valid_seen + valid_unseen for ALFWorld, test otherwise)."})
+    data_path: str | None = field(default=None, metadata={"help": "Env data: real ALFWorld root, or a math problems file."})
+    games_root: str | None = field(default=None, metadata={"help": "ALFWorld: embedded games root (env default when unset)."})
+    source: str | None = field(default=None, metadata={"help": "Math: problem source (embedded, gsm8k, math, reasoning-gym:NAME)."})
+    task_types: list[str] = field(default_factory=list, metadata={"help": "Keep only these task types (repeatable)."})
+    num_tasks: int | None = field(default=None, metadata={"help": "How many games / problems each split holds (env default when unset)."})
+    max_steps: int | None = field(default=None, metadata={"help": "Step limit per episode (env default when unset)."})
+    episodes: int | None = field(default=None, metadata={"help": "Episodes per split (default: every game / problem once)."})
+    num_envs: int = field(default=4, metadata={"help": "Envs stepped together (the model decides for all in one batch)."})
+    seed: int = field(default=0, metadata={"help": "Seed of resets and sampling."})
+    ci: str = field(default="wilson", metadata={"help": "Confidence interval: wilson or bootstrap (95%)."})
+    out: str = field(default="runs/eval", metadata={"help": "Folder for eval.md, eval.csv, eval.png and outcomes.jsonl."})
+
+    def __post_init__(self) -> None:
+        if self.num_envs < 1:
+            raise OreoError(f"--num-envs must be at least 1, got {self.num_envs}")
+        if self.k < 1:
+            raise OreoError(f"--k must be at least 1, got {self.k}")
+        if self.ci not in ("wilson", "bootstrap"):
+            raise OreoError(f"--ci {self.ci}: choose wilson or bootstrap")
+        if self.value and len(self.value) not in (1, len(self.policy)):
+            raise OreoError(f"--value given {len(self.value)} times: give it once, or once per --policy ({len(self.policy)})")
+
+
+def _label(policy: str) -> str:
+    p = Path(policy)
+    return policy if policy in ("expert", "random") else "/".join(p.parts[-2:]) if len(p.parts) > 1 else policy
+
+
+@click.command("eval")
+@config_options(EvalConfig)
+@user_errors
+def evaluate(**kwargs: Any) -> None:
+    """Success rate (ALFWorld, web shop) or accuracy (math) by split and task type, with 95% confidence intervals.
+
+    \b
+    Examples:
+      oreo-agents eval --env alfworld --policy expert --split valid_unseen
+      oreo-agents eval --policy runs/sft/policy --policy runs/oreo/policy --value runs/oreo/value \\
+          --select greedy --select value --k 4 --num-envs 8 --out runs/eval
+      oreo-agents eval --env math --policy runs/oreo/policy --value runs/oreo/value --select beam --k 3
+    """
+    run_eval(build_config(EvalConfig, kwargs))
+
+
+def run_eval(cfg: EvalConfig) -> list[Any]:
+    import gymnasium as gym
+
+    import oreo_agents  # noqa: F401  (registers the env ids)
+    from oreo_agents.agent import build_agent
+    from oreo_agents.agent.evaluate import episode_count, run_episodes, summarize, write_reports
+    from oreo_agents.agent.selection import SELECT_MODES
+    from oreo_agents.cli.collect import resolve_env_id
+    from oreo_agents.cli.play import env_options
+
+    env_id = resolve_env_id(cfg.env)
+    is_math = "Math" in env_id
+    splits = cfg.split or (["valid_seen", "valid_unseen"] if "ALFWorld" in env_id else ["test"])
+    for mode in cfg.select:
+        if mode not in SELECT_MODES + SEARCH_MODES or (mode in SEARCH_MODES and not is_math):
+            raise OreoError(f"--select {mode}: choose {', '.join(SELECT_MODES)}" + (f", {', '.join(SEARCH_MODES)}" if is_math else ""))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, started = [], time.perf_counter()
+    outcome_file = (out / "outcomes.jsonl").open("w")
+    try:
+        for i, policy in enumerate(cfg.policy):
+            value = cfg.value[i if len(cfg.value) > 1 else 0] if cfg.value else None
+            for mode in cfg.select:
+                agent = build_agent(policy, value=value, select="greedy" if mode in SEARCH_MODES else mode, k=cfg.k,
+                                    temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                                    seed=cfg.seed, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype)
+                if mode in SEARCH_MODES and (value is None or policy in ("expert", "random")):
+                    raise OreoError(f"--select {mode} needs a policy checkpoint and a value model (--value <dir>)")
+                for split in splits:
+                    def make_env(split: str = split) -> Any:
+                        return gym.make(env_id, **env_options(cfg, env_id, needs_expert=policy == "expert", split=split))
+
+                    probe = make_env()
+                    total = cfg.episodes or episode_count(probe)
+                    probe.close()
+                    name = f"{_label(policy)} [{mode}] {split}"
+                    with _Progress(name, total) as bar:
+                        if mode in SEARCH_MODES:
+                            outcomes = _search(make_env, agent, mode, cfg, total, bar.advance)
+                        else:
+                            outcomes = run_episodes(make_env, agent, episodes=total, num_envs=cfg.num_envs,
+                                                    seed=cfg.seed, on_outcome=bar.advance)
+                    for o in outcomes:
+                        outcome_file.write(json.dumps({"agent": _label(policy), "select": mode, **o.__dict__}) + "\n")
+                    rows += summarize(outcomes, label=_label(policy), select=mode, ci=cfg.ci)
+    finally:
+        outcome_file.close()
+    metric = "accuracy" if is_math else "success rate"
+    paths = write_reports(rows, out, metric=metric, title=f"{env_id} evaluation")
+    _print_table(rows, metric)
+    console.print(f"wrote {paths['md']}, {paths['csv']}, {paths['png']} ({time.perf_counter() - started:.1f} s)")
+    return rows
+
+
+def _search(make_env: Any, agent: Any, mode: str, cfg: EvalConfig, total: int, advance: Any) -> list[Any]:
+    """Math search modes: one problem at a time, batched inside the search (B*B steps per generation call)."""
+    from oreo_agents.agent.beam import beam_search, best_of_n
+    from oreo_agents.agent.evaluate import Outcome, episode_options
+
+    env = make_env()
+    outcomes = []
+    try:
+        for i in range(total):
+            options = episode_options(env, i % len(env.unwrapped.problems))
+            search = beam_search if mode == "beam" else best_of_n
+            size = {"beams": cfg.k} if mode == "beam" else {"n": cfg.k}
+            res = search(env, agent.policy, agent.value, seed=cfg.seed + i, options=options,
+                         max_steps=cfg.max_steps or 20, env_id=env.spec.id, **size)
+            problem = env.unwrapped.problem
+            o = Outcome(i, problem.id, problem.split, problem.task_type, res.correct, res.reward, len(res.steps),
+                        "success" if res.correct else "failure" if res.steps else "truncated")
+            outcomes.append(o)
+            advance(o)
+    finally:
+        env.close()
+    return outcomes
+
+
+class _Progress:
+    """A rich progress bar per (agent, split); plain start/end lines when not on a terminal."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name, self.total, self.done, self.wins = name, total, 0, 0
+        self.bar: Any = None
+
+    def __enter__(self) -> "_Progress":
+        if is_interactive():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("ok {task.fields[rate]}"), TimeElapsedColumn(), console=console)
+            self.bar.start()
+            self.task = self.bar.add_task(self.name, total=self.total, rate="-")
+        else:
+            console.print(f"eval {self.name}: {self.total} episodes", markup=False)
+        return self
+
+    def advance(self, outcome: Any) -> None:
+        self.done += 1
+        self.wins += int(outcome.success)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, rate=f"{self.wins / self.done:.0%}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+        else:
+            console.print(f"eval {self.name}: {self.wins}/{self.done} ok", markup=False)
+
+
+def _print_table(rows: list[Any], metric: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{metric} (95% CI)")
+    for col, just in (("agent", "left"), ("select", "left"), ("split", "left"), ("task type", "left"), ("n", "right"),
+                      (metric, "right"), ("95% CI", "right"), ("steps", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rows:
+        style = "bold" if r.task_type == "all" else ""
+        table.add_row(r.agent, r.select, r.split, r.task_type, str(r.n), f"{r.rate:.1%}",
+                      f"{r.ci_low:.1%}–{r.ci_high:.1%}", f"{r.mean_length:.1f}", style=style)
+    console.print(table)
