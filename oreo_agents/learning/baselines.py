@@ -33,7 +33,7 @@ class SFTTrainer(Trainer):
         logits = self.models["policy"](input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
         loss = L.sft_loss(D.token_logprobs(logits, b["input_ids"]), b["mask"])
         self.acc.backward(loss * weight)
-        return {"loss": float(loss), "return": float(b["rewards"].mean()), "tokens": float(b["attention_mask"].sum())}
+        return {"loss": float(loss.detach()), "return": float(b["rewards"].mean()), "tokens": float(b["attention_mask"].sum())}
 
     def save_models(self, out: Path) -> None:
         self.save_policy(out)
@@ -72,7 +72,7 @@ class DPOTrainer(SFTTrainer):
         with torch.no_grad():
             margin = (seq[:n] - ref[:n]) - (seq[n:] - ref[n:])
         return {
-            "loss": float(loss),
+            "loss": float(loss.detach()),
             "margin": float(margin.mean()),
             "accuracy": float((margin > 0).float().mean()),
             "tokens": float(b["attention_mask"].sum()),

@@ -73,9 +73,9 @@ class OREOTrainer(Trainer):
         with torch.no_grad():
             vm = value_mask.bool()
             metrics = {
-                "loss_v": float(loss_v),
-                "loss_pi": float(loss_pi),
-                "kl": float(kl),
+                "loss_v": float(loss_v.detach()),
+                "loss_pi": float(loss_pi.detach()),
+                "kl": float(kl.detach()),
                 "mean_v": float(values[vm].mean()) if vm.any() else 0.0,
                 "return": float(rewards.mean()),
                 "logratio": float(((logp - ref) * mask).sum() / mask.sum().clamp(min=1)),

@@ -89,6 +89,7 @@ class Trainer:
         self.models: dict[str, torch.nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
+        self.ref: D.RefCache | None = None
 
     # --- hooks ---------------------------------------------------------------------------------------------------------
     def setup_models(self, total_updates: int) -> None:
