@@ -10,6 +10,7 @@ the session page, so reloading never repeats an action. The server listens on 12
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 import secrets
@@ -57,14 +58,10 @@ class Shop:
         self.lock = threading.Lock()
 
     def new_session(self, task: str | None = None) -> str:
-        from oreo_agents.errors import OreoError
-
+        """Start a session (``task``: an instruction index or id of the split; raises OreoError if unknown)."""
         env = self._make()
         choice: Any = int(task) if task and task.lstrip("-").isdigit() else task
-        try:
-            env.reset(seed=self.cfg.seed + next(self._counter), options={"task": choice} if task else None)
-        except OreoError:
-            env.reset(seed=self.cfg.seed + next(self._counter))
+        env.reset(seed=self.cfg.seed + next(self._counter), options={"task": choice} if task else None)
         sid = secrets.token_hex(6)
         with self.lock:
             self.sessions[sid] = env
@@ -111,7 +108,13 @@ class ShopHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path in ("/", "/new"):
-            sid = self.shop.new_session(query.get("task"))
+            from oreo_agents.errors import OreoError
+
+            try:
+                sid = self.shop.new_session(query.get("task"))
+            except OreoError as exc:  # e.g. ?task=99999: say so on the page instead of a stack trace
+                return self._send(HTTPStatus.BAD_REQUEST, f'<!doctype html><p id="message">{html.escape(str(exc))}</p>'
+                                                          '<p><a href="/new">Start with a random instruction</a></p>')
             return self._send(HTTPStatus.SEE_OTHER, location=f"/s/{sid}/")
         if url.path == "/favicon.ico":
             return self._send(HTTPStatus.NO_CONTENT)

@@ -119,6 +119,9 @@ def test_pages_over_plain_http(server):
         body = resp2.read().decode()
     assert "&lt;b&gt;bold&lt;/b&gt;" in body and "<b>bold</b>" not in body  # user text is escaped
     assert server.server_address[0] == "127.0.0.1"
+    with pytest.raises(urllib.error.HTTPError, match="400") as bad:
+        opener.open(f"http://{host}:{port}/new?task=99999")
+    assert "reset option task=99999 is out of range" in bad.value.read().decode()
 
 
 def test_bad_env_and_busy_port_are_one_line_errors():
