@@ -243,6 +243,15 @@ def run_collect(cfg: CollectConfig) -> Any:
     plan_key = f"{env_id}|{cfg.split}|{policy.name}|{metadata.checkpoint}"
     progress = CollectProgress(console, interactive=is_interactive(), description=f"{cfg.policy} on {cfg.env}")
     complete = False
+    import signal
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # `kill` (SIGTERM) stops like Ctrl-C: buffered episodes are flushed first
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (e.g. called from a notebook worker): keep the default handler
+        previous = None
     try:
         summary = collect_episodes(
             lambda: gym.make(env_id, **kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
@@ -251,6 +260,8 @@ def run_collect(cfg: CollectConfig) -> Any:
         )
         complete = True
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         progress.stop()
         writer.close(complete=complete)
     print_summary(cfg, summary, writer.num_episodes)
