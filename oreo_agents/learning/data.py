@@ -200,8 +200,10 @@ def collate(items: Sequence[dict[str, Any]], *, pad_id: int, ref: "RefCache | No
 
 def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     """``out[:, t] = log softmax(logits[:, t])[input_ids[:, t+1]]`` (state-aligned; the last column is 0)."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    return torch.nn.functional.pad(logp, (0, 1))
+    # cross_entropy fuses log-softmax and gather: no [B, T, V] log-prob tensor is kept for the backward pass.
+    B, T, V = logits.shape
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V).float(), input_ids[:, 1:].reshape(-1), reduction="none")
+    return torch.nn.functional.pad(-nll.view(B, T - 1), (0, 1))
 
 
 # --- reference cache -------------------------------------------------------------------------------------------------
