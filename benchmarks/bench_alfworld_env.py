@@ -54,6 +54,8 @@ def _stock(games: list[str], repeats: int) -> dict:
 
         kids = psutil.Process().children(recursive=True)
         rss.append(sum(k.memory_info().rss for k in kids) / 2**20)
+    # With batch_size=1 textworld may keep the env in this process: then this process's peak is the env's.
+    rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         env.close()
     out["rss_mb"] = max(rss)
     return out
