@@ -147,10 +147,14 @@ def test_tiny_model_collects_math_with_exact_token_ids(tmp_path):
         for s in r["steps"]:
             assert len(s["completion_token_ids"]) == len(s["completion_logprobs"]) > 0
             assert all(lp <= 0 for lp in s["completion_logprobs"])
-        # what the recorder stored is exactly what the learner will rebuild from the rows
-        stored = [t for s in r["steps"] for t in s["prompt_token_ids"] + s["completion_token_ids"]]
-        rebuilt = encode_episode(MATH_FORMAT, tok, goal=r["goal"], initial_observation=r["initial_observation"],
-                                 steps=r["steps"]).input_ids
-        assert stored == rebuilt
+        # step 0's context is the rendered prompt; math adds no context between steps (the step is the new state)
         first_prompt = tok(MATH_FORMAT.prompt_text(r["goal"], r["initial_observation"]), add_special_tokens=False)
         assert r["steps"][0]["prompt_token_ids"] == list(first_prompt["input_ids"])
+        assert all(s["prompt_token_ids"] == [] for s in r["steps"][1:])
+        for s in r["steps"]:  # the stored ids are the reply that was parsed, as sampled
+            assert tok.decode(s["completion_token_ids"], skip_special_tokens=True) == s["reply"]
+            assert s["action"] == (MATH_FORMAT.parse_action(s["reply"]) or "")
+        # the learner splices the recorded ids in verbatim
+        stored = [t for s in r["steps"] for t in s["prompt_token_ids"] + s["completion_token_ids"]]
+        assert encode_episode(MATH_FORMAT, tok, goal=r["goal"], initial_observation=r["initial_observation"],
+                              steps=r["steps"]).input_ids == stored
