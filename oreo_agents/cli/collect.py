@@ -27,7 +27,7 @@ class CollectConfig:
     )
     split: str = field(default="train", metadata={"help": "Split: train / valid_seen / valid_unseen (ALFWorld), train / test."})
     data_path: str | None = field(
-        default=None, metadata={"help": "Env data: real ALFWorld root, or a math problems file (jsonl/parquet)."}
+        default=None, metadata={"help": "Env data: real ALFWorld root, a math problems file (jsonl/parquet), or web-shop data folder."}
     )
     games_root: str | None = field(
         default=None,
@@ -76,12 +76,12 @@ _NOT_CONTENT = {"episodes", "num_envs", "out", "resume", "shard_size", "device"}
 # Config field -> env constructor keyword, in the order the env's signature is checked.
 _ENV_KWARGS = {
     "split": ("split",),
-    "data_path": ("data_path", "path"),
+    "data_path": ("data_path", "path", "data_dir"),
     "games_root": ("root",),
     "source": ("source",),
     "task_types": ("task_types",),
     "max_steps": ("max_steps",),
-    "num_tasks": ("num_games", "num_problems", "num_tasks", "num_products"),
+    "num_tasks": ("num_games", "num_problems", "num_tasks"),
 }
 
 
