@@ -1,0 +1,31 @@
+"""``oreo-agents quickstart``: the whole OREO loop on embedded data, resumable stage by stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from oreo_agents.cli.console import user_errors
+from oreo_agents.config import build_config, config_options
+from oreo_agents.pipeline import QuickstartConfig
+
+
+@click.command()
+@config_options(QuickstartConfig)
+@user_errors
+def quickstart(**kwargs: Any) -> None:
+    """Generate games, collect expert data, SFT a tiny model, sample rollouts, train OREO, evaluate — offline.
+
+    \b
+    Stages (each skipped when its `<stage>.done.json` exists, so rerunning resumes):
+      games -> expert demos -> SFT -> rollouts of the SFT policy -> OREO -> eval
+      (SFT greedy vs OREO greedy vs OREO + value-guided selection on unseen games)
+    Examples:
+      oreo-agents quickstart
+      oreo-agents quickstart --rounds 3 --out runs/qs3 --datasets datasets/qs3   # iterative OREO
+      oreo-agents quickstart --env math --train-tasks 200 --eval-tasks 100
+    """
+    from oreo_agents.pipeline import run_quickstart
+
+    run_quickstart(build_config(QuickstartConfig, kwargs))
