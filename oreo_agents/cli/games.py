@@ -12,16 +12,7 @@ from pathlib import Path
 import click
 
 from oreo_agents.cli.console import console, user_errors
-
-SPLITS = ("train", "valid_seen", "valid_unseen")
-TASK_TYPES = (
-    "pick_and_place_simple",
-    "look_at_obj_in_light",
-    "pick_clean_then_place_in_recep",
-    "pick_heat_then_place_in_recep",
-    "pick_cool_then_place_in_recep",
-    "pick_two_obj_and_place",
-)
+from oreo_agents.envs.alfworld.games import SPLITS, TASK_TYPES  # a stdlib-only module: --help stays fast
 
 _split = click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True, help="ALFWorld split.")
 _types = click.option("--task-type", "task_types", type=click.Choice(TASK_TYPES), multiple=True,
