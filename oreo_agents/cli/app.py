@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("oreo_agents.cli.evaluate", "evaluate", "Success rate / accuracy by split and task type, with CIs."),
     "quickstart": ("oreo_agents.cli.quickstart", "quickstart", "The embedded end-to-end run: games, SFT, OREO, eval."),
     "iterate": ("oreo_agents.cli.iterate", "iterate", "Iterative OREO: collect with the current policy, train, repeat."),
+    "compare": ("oreo_agents.cli.compare", "compare", "The paper's comparison at small scale: SFT, RFT, DPO, OREO, several seeds."),
     "serve": ("oreo_agents.cli.serve", "serve", "Serve the web-shop env as HTML pages for a browser."),
 }
 

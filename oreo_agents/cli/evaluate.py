@@ -82,7 +82,8 @@ def evaluate(**kwargs: Any) -> None:
     run_eval(build_config(EvalConfig, kwargs))
 
 
-def run_eval(cfg: EvalConfig) -> list[Any]:
+def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
+    """Evaluate every (policy, selection) on every split; with ``report`` print the table and write the files."""
     import gymnasium as gym
 
     import oreo_agents  # noqa: F401  (registers the env ids)
@@ -130,9 +131,11 @@ def run_eval(cfg: EvalConfig) -> list[Any]:
                     rows += summarize(outcomes, label=_label(policy), select=mode, ci=cfg.ci)
     finally:
         outcome_file.close()
+    if not report:
+        return rows
     metric = "accuracy" if is_math else "success rate"
     paths = write_reports(rows, out, metric=metric, title=f"{env_id} evaluation")
-    _print_table(rows, metric)
+    print_table(rows, metric)
     console.print(f"wrote {paths['md']}, {paths['csv']}, {paths['png']} ({time.perf_counter() - started:.1f} s)")
     return rows
 
@@ -193,9 +196,11 @@ class _Progress:
             console.print(f"eval {self.name}: {self.wins}/{self.done} ok", markup=False)
 
 
-def _print_table(rows: list[Any], metric: str) -> None:
+def print_table(rows: list[Any], metric: str, *, overall_only: bool = False) -> None:
+    """The rich results table; ``overall_only`` keeps the per-split totals (task type ``all``)."""
     from rich.table import Table
 
+    rows = [r for r in rows if r.task_type == "all"] if overall_only else rows
     table = Table(title=f"{metric} (95% CI)")
     for col, just in (("agent", "left"), ("select", "left"), ("split", "left"), ("task type", "left"), ("n", "right"),
                       (metric, "right"), ("95% CI", "right"), ("steps", "right")):

@@ -8,7 +8,7 @@ import click
 
 from oreo_agents.cli.console import user_errors
 from oreo_agents.config import build_config, config_options
-from oreo_agents.pipeline import IterateConfig
+from oreo_agents.pipeline.loops import IterateConfig
 
 
 @click.command()
@@ -23,6 +23,6 @@ def iterate(**kwargs: Any) -> None:
     Example:
       oreo-agents iterate --policy runs/quickstart/sft/policy --rounds 3 --out runs/iterate --datasets datasets/iterate
     """
-    from oreo_agents.pipeline import run_iterate
+    from oreo_agents.pipeline.loops import run_iterate
 
     run_iterate(build_config(IterateConfig, kwargs))

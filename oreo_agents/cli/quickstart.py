@@ -8,7 +8,7 @@ import click
 
 from oreo_agents.cli.console import user_errors
 from oreo_agents.config import build_config, config_options
-from oreo_agents.pipeline import QuickstartConfig
+from oreo_agents.pipeline.loops import QuickstartConfig
 
 
 @click.command()
@@ -26,6 +26,6 @@ def quickstart(**kwargs: Any) -> None:
       oreo-agents quickstart --rounds 3 --out runs/qs3 --datasets datasets/qs3   # iterative OREO
       oreo-agents quickstart --env math --train-tasks 200 --eval-tasks 100
     """
-    from oreo_agents.pipeline import run_quickstart
+    from oreo_agents.pipeline.loops import run_quickstart
 
     run_quickstart(build_config(QuickstartConfig, kwargs))

@@ -1,0 +1,155 @@
+"""The paper's comparison at small scale: SFT, rejection sampling, DPO, OREO, OREO + value-guided selection (or step
+beam search on math) and iterative OREO rounds, each trained with several seeds and evaluated on held-out tasks.
+
+Per seed ``s`` (folders ``<out>/seed-s``, ``<datasets>/seed-s``)::
+
+    expert demos (shared) -> SFT(s) -> rollouts of SFT(s) -> RFT(s), DPO(s), OREO round 1(s) -> rounds 2..R(s)
+
+All baselines start from the same SFT checkpoint and train on the same rollouts as OREO's first round, as in the paper.
+Results pool the seeds: success counts over seeds x tasks with a Wilson 95% interval, plus each seed's rate, in
+``<out>/compare.md``, ``compare.csv`` and ``compare.png``. Every stage resumes like the quickstart's.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from oreo_agents.cli.console import console
+from oreo_agents.errors import OreoError
+from oreo_agents.pipeline.loops import expert_stage, prepare_tasks
+from oreo_agents.pipeline.stages import (
+    AgentSpec,
+    StartConfig,
+    eval_rows,
+    metric_of,
+    oreo_round,
+    sft_stage,
+    stage,
+    train_stage,
+)
+
+
+@dataclass
+class CompareConfig(StartConfig):
+    out: str = field(default="runs/compare", metadata={"help": "Folder for every seed's runs and the pooled report."})
+    datasets: str = field(default="datasets/compare", metadata={"help": "Folder for the demonstrations and every seed's rollouts."})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Training / sampling seeds (repeatable)."})
+    baselines: list[str] = field(default_factory=lambda: ["rft", "dpo"], metadata={"help": "Baselines besides SFT: rft, dpo (repeatable)."})
+    ks: list[int] = field(
+        default_factory=list, metadata={"help": "K of value-guided selection (ALFWorld, default 2 3 4 5) or beam width (math, default 3)."}
+    )
+    rounds: int = field(default=3, metadata={"help": "Iterative OREO rounds (round 1 = plain OREO; the paper reports 3)."})
+    dpo_beta: float = field(default=0.1, metadata={"help": "DPO beta (paper 0.1)."})
+    dpo_learning_rate: float = field(default=1e-4, metadata={"help": "DPO learning rate (tiny model; paper 5e-7)."})
+
+
+def ks_of(cfg: CompareConfig) -> list[int]:
+    return cfg.ks or ([3] if cfg.env == "math" else [2, 3, 4, 5])
+
+
+def baseline_stage(cfg: CompareConfig, algo: str, sft: str, rollouts: Path) -> str | None:
+    """RFT or DPO from the SFT policy on the round-1 rollouts; None (recorded) when the data cannot train it."""
+    out = Path(cfg.out) / algo
+    overrides = {"epochs": cfg.oreo_epochs, "learning_rate": cfg.learning_rate}
+    if algo == "dpo":
+        overrides.update(beta=cfg.dpo_beta, learning_rate=cfg.dpo_learning_rate)
+
+    def work() -> dict[str, Any]:
+        try:
+            return train_stage(cfg, out, algo=algo, data=[rollouts], model=sft, **overrides)
+        except OreoError as exc:  # e.g. no successful rollout (RFT) or no success/failure pair (DPO)
+            console.print(f"[yellow]{algo} skipped[/]: {exc}")
+            return {"skipped": str(exc)}
+
+    summary = stage(Path(cfg.out) / f"{algo}.done.json", f"{algo.upper()} from SFT on the round-1 rollouts (seed {cfg.seed})", work)
+    return None if "skipped" in summary else str(out / "policy")
+
+
+def seed_agents(cfg: CompareConfig, expert_data: Path) -> list[AgentSpec]:
+    """Train everything for one seed; the agents to evaluate."""
+    sft = sft_stage(cfg, expert_data)
+    agents = [AgentSpec("SFT", sft)]
+    policy, value = oreo_round(cfg, 1, sft, None)
+    rollouts = Path(cfg.datasets) / "round-1" / "rollouts"
+    for algo in cfg.baselines:
+        trained = baseline_stage(cfg, algo, sft, rollouts)
+        if trained:
+            agents.append(AgentSpec({"rft": "RFT", "dpo": "DPO"}[algo], trained))
+    agents.append(AgentSpec("OREO", policy))
+    select = "beam" if cfg.env == "math" else "value"
+    agents += [AgentSpec("OREO", policy, value, select, k) for k in ks_of(cfg)]
+    for r in range(2, cfg.rounds + 1):
+        policy, value = oreo_round(cfg, r, policy, value)
+        agents.append(AgentSpec(f"OREO round {r}", policy))
+    return agents
+
+
+def pool(rows_by_seed: dict[int, list[Any]]) -> tuple[list[Any], dict[tuple[str, str], list[float]]]:
+    """Pooled rows (successes and n summed over seeds, Wilson CI) and each (agent, split)'s per-seed rates."""
+    from oreo_agents.agent.evaluate import Row, wilson
+
+    groups: dict[tuple[str, str, str, str], list[Any]] = {}
+    for rows in rows_by_seed.values():
+        for r in rows:
+            groups.setdefault((r.agent, r.select, r.split, r.task_type), []).append(r)
+    pooled, per_seed = [], {}
+    for (agent, select, split, task_type), rs in groups.items():
+        k, n = sum(r.successes for r in rs), sum(r.n for r in rs)
+        lo, hi = wilson(k, n)
+        pooled.append(Row(agent, select, split, task_type, n, k, k / n, lo, hi, sum(r.mean_length * r.n for r in rs) / n))
+        if task_type == "all":
+            per_seed[(agent, split)] = [r.rate for r in rs]
+    return pooled, per_seed
+
+
+def write_compare(cfg: CompareConfig, pooled: list[Any], per_seed: dict[tuple[str, str], list[float]]) -> Path:
+    from oreo_agents.agent.evaluate import write_reports
+
+    out = Path(cfg.out)
+    paths = write_reports(pooled, out / "pooled", metric=metric_of(cfg), title=f"{cfg.env}: seeds {cfg.seeds} pooled")
+    lines = [f"# {cfg.env}: SFT vs baselines vs OREO ({len(cfg.seeds)} seeds, {cfg.eval_tasks} tasks per split)", "",
+             f"| agent | split | {metric_of(cfg)} (pooled) | 95% CI | per seed | mean ± sd |", "|---|---|---:|---|---|---|"]
+    for r in pooled:
+        if r.task_type != "all":
+            continue
+        rates = per_seed[(r.agent, r.split)]
+        sd = statistics.stdev(rates) if len(rates) > 1 else 0.0
+        lines.append(f"| {r.agent} | {r.split} | {r.rate:.1%} ({r.successes}/{r.n}) | {r.ci_low:.1%} – {r.ci_high:.1%} | "
+                     f"{' '.join(f'{x:.0%}' for x in rates)} | {statistics.mean(rates):.1%} ± {sd:.1%} |")
+    lines += ["", f"Per task type and the plot: {paths['md']}, {paths['png']}."]
+    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    return out / "compare.md"
+
+
+def run_compare(cfg: CompareConfig) -> dict[str, Any]:
+    if not cfg.seeds:
+        raise OreoError("--seeds: give at least one seed")
+    unknown = sorted(set(cfg.baselines) - {"rft", "dpo"})
+    if unknown:
+        raise OreoError(f"--baselines {', '.join(unknown)}: choose rft or dpo")
+    prepare_tasks(cfg)
+    expert = expert_stage(cfg)
+    rows_by_seed = {}
+    for s in cfg.seeds:
+        seed_cfg = replace(cfg, seed=s, out=f"{cfg.out}/seed-{s}", datasets=f"{cfg.datasets}/seed-{s}")
+        agents = seed_agents(seed_cfg, expert)
+        out = Path(seed_cfg.out)
+        summary = stage(out / "eval.done.json", f"seed {s}: evaluate {len(agents)} agents",
+                        lambda: {"rows": [r.__dict__ for r in eval_rows(seed_cfg, out / "eval", agents)]})
+        rows_by_seed[s] = [_row(d) for d in summary["rows"]]
+    pooled, per_seed = pool(rows_by_seed)
+    report = write_compare(cfg, pooled, per_seed)
+    from oreo_agents.cli.evaluate import print_table
+
+    print_table(pooled, metric_of(cfg), overall_only=True)
+    console.print(f"report: {report}")
+    return {"report": str(report)}
+
+
+def _row(d: dict[str, Any]) -> Any:
+    from oreo_agents.agent.evaluate import Row
+
+    return Row(**d)

@@ -1,0 +1,185 @@
+"""Stages of the OREO loop, each resumable: collect, train, evaluate, one OREO round.
+
+Every stage writes a ``<name>.done.json`` marker (its summary) when it completes; a rerun of the same command skips
+the stages with a marker and resumes the interrupted one (``collect`` and ``train`` also resume mid-stage on their own).
+The commands built from these stages live in :mod:`oreo_agents.pipeline.loops` (quickstart, iterate) and
+:mod:`oreo_agents.pipeline.compare` (the paper's comparison at small scale).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from oreo_agents.cli.console import console
+from oreo_agents.errors import OreoError
+
+
+@dataclass
+class LoopConfig:
+    """Options shared by ``quickstart``, ``iterate`` and ``compare`` (YAML keys = flags = field names)."""
+
+    env: str = field(default="alfworld", metadata={"help": "Env family: alfworld or math (webshop works too)."})
+    out: str = field(default="runs/quickstart", metadata={"help": "Folder for models, checkpoints, metrics and eval reports."})
+    datasets: str = field(default="datasets/quickstart", metadata={"help": "Folder for the recorded datasets."})
+    games_root: str | None = field(default=None, metadata={"help": "ALFWorld: embedded games root (default ./envs/alfworld/embedded)."})
+    train_tasks: int = field(default=24, metadata={"help": "Training games / problems (the paper: all 3,553 ALFWorld train games)."})
+    eval_tasks: int = field(default=12, metadata={"help": "Held-out games / problems per eval split."})
+    eval_splits: list[str] = field(
+        default_factory=list, metadata={"help": "Held-out splits (repeatable; default valid_seen + valid_unseen for ALFWorld, test otherwise)."}
+    )
+    max_steps: int = field(default=30, metadata={"help": "Episode step limit (the paper: 40 for ALFWorld; the generated games need at most 50 expert steps)."})
+    samples_per_task: int = field(default=4, metadata={"help": "Rollouts per training task each round (paper: 5 ALFWorld, 10 math)."})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of rollouts and value-guided candidates (tiny model: 0.7 keeps some successes)."})
+    beta: float = field(default=0.03, metadata={"help": "OREO beta (paper 0.03)."})
+    oreo_epochs: int = field(default=3, metadata={"help": "OREO epochs per round (paper: 3 ALFWorld, 1 math)."})
+    learning_rate: float = field(default=3e-4, metadata={"help": "OREO learning rate for policy and value (tiny model; paper 5e-6)."})
+    k: int = field(default=4, metadata={"help": "Candidates per turn for value-guided selection at eval."})
+    num_envs: int = field(default=8, metadata={"help": "Envs stepped together when the model collects / is evaluated."})
+    seed: int = field(default=0, metadata={"help": "Seed of games, sampling and training."})
+    rounds: int = field(default=1, metadata={"help": "OREO rounds: each collects with the current policy, then trains again."})
+
+
+@dataclass
+class StartConfig(LoopConfig):
+    """The starting model and its SFT on expert demonstrations (quickstart, compare)."""
+
+    model: str = field(default="tiny", metadata={"help": "Starting model: tiny / small (built from scratch on the data), smollm2, or a HF folder."})
+    sft_epochs: int = field(default=40, metadata={"help": "SFT epochs on the expert demonstrations (paper: 3 at 1.5B)."})
+    sft_batch_size: int = field(default=4, metadata={"help": "SFT episodes per update (small batches: a tiny model needs many updates)."})
+    sft_learning_rate: float = field(default=2e-3, metadata={"help": "SFT learning rate (tiny model; paper 2e-5 at 1.5B)."})
+
+
+# --- stage bookkeeping -------------------------------------------------------------------------------------------------
+def stage(marker: Path, title: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``work`` unless ``marker`` says it finished before; then write the marker with its summary."""
+    if marker.is_file():
+        summary = json.loads(marker.read_text())
+        console.print(f"[dim]✓ {title} (done before: {marker})[/]")
+        return summary
+    console.rule(f"[bold]{title}")
+    started = time.perf_counter()
+    summary = work()
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(summary, indent=2, default=str))
+    console.print(f"[green]✓ {title}[/] in {summary['seconds']:.0f} s")
+    return summary
+
+
+def eval_splits_of(cfg: LoopConfig) -> list[str]:
+    return cfg.eval_splits or (["valid_seen", "valid_unseen"] if cfg.env == "alfworld" else ["test"])
+
+
+# --- stages ---------------------------------------------------------------------------------------------------------------
+def collect_stage(cfg: LoopConfig, out: Path, *, policy: str, model: str | None = None, samples: int = 1) -> dict[str, Any]:
+    from oreo_agents.cli.collect import CollectConfig, run_collect
+
+    collect_cfg = CollectConfig(
+        env=cfg.env, split="train", games_root=cfg.games_root, max_steps=cfg.max_steps, num_tasks=cfg.train_tasks,
+        policy=policy, model=model, temperature=cfg.temperature, samples_per_task=samples,
+        episodes=cfg.train_tasks * samples, num_envs=cfg.num_envs if policy == "model" else 1, seed=cfg.seed, out=str(out),
+    )
+    summary = run_collect(collect_cfg)
+    return {"dataset": str(out), "episodes": summary.recorded + summary.skipped, "success_rate": summary.success_rate}
+
+
+def train_stage(cfg: LoopConfig, out: Path, *, algo: str, data: list[Path], model: str, **overrides: Any) -> dict[str, Any]:
+    from oreo_agents.learning.baselines import make_trainer
+    from oreo_agents.learning.config import TrainConfig
+
+    train_cfg = TrainConfig(algo=algo, data=[str(d) for d in data], model=model, out=str(out), seed=cfg.seed, **overrides)
+    result = make_trainer(train_cfg).train()
+    keep = ("updates", "value_mean_success", "value_mean_failure", "value_auc")
+    return {"run": str(out), **{k: result.get(k) for k in keep if k in result}}
+
+
+@dataclass
+class AgentSpec:
+    """One evaluated agent: a policy folder, optionally a value folder, a selection mode and its K (or beam width)."""
+
+    label: str
+    policy: str
+    value: str | None = None
+    select: str = "greedy"
+    k: int = 4
+
+    @property
+    def name(self) -> str:
+        return self.label if self.select == "greedy" else f"{self.label} + {self.select} K={self.k}"
+
+
+def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec]) -> list[Any]:
+    """Evaluation rows (``agent.evaluate.Row``) of every agent on the held-out splits, labelled by :attr:`AgentSpec.name`."""
+    from oreo_agents.cli.evaluate import EvalConfig, run_eval
+
+    rows = []
+    for agent in agents:
+        eval_cfg = EvalConfig(
+            env=cfg.env, policy=[agent.policy], value=[agent.value] if agent.value else [], select=[agent.select], k=agent.k,
+            split=eval_splits_of(cfg), games_root=cfg.games_root, num_tasks=cfg.eval_tasks, max_steps=cfg.max_steps,
+            num_envs=cfg.num_envs, seed=cfg.seed, temperature=cfg.temperature,
+            out=str(out / agent.name.replace(" + ", "-").replace(" ", "").replace("=", "")),
+        )
+        for row in run_eval(eval_cfg, report=False):
+            row.agent = agent.name
+            rows.append(row)
+    return rows
+
+
+def metric_of(cfg: LoopConfig) -> str:
+    return "accuracy" if cfg.env == "math" else "success rate"
+
+
+def eval_stage(cfg: LoopConfig, out: Path, agents: list[AgentSpec]) -> dict[str, Any]:
+    """Evaluate agents on the held-out splits; one combined report (eval.md/csv/png) and one table."""
+    from oreo_agents.agent.evaluate import write_reports
+    from oreo_agents.cli.evaluate import print_table
+
+    rows = eval_rows(cfg, out, agents)
+    metric = metric_of(cfg)
+    paths = write_reports(rows, out, metric=metric, title=f"{cfg.env}: held-out tasks ({cfg.eval_tasks} per split)")
+    print_table(rows, metric, overall_only=True)
+    console.print(f"per task type: {paths['md']}")
+    overall = {f"{r.agent} | {r.split}": round(r.rate, 4) for r in rows if r.task_type == "all"}
+    return {"report": str(paths["md"]), "success": overall}
+
+
+def sft_stage(cfg: StartConfig, expert_data: Path) -> str:
+    """SFT ``cfg.model`` on the expert demonstrations; returns the policy folder (pi_ref of round 1)."""
+    out = Path(cfg.out) / "sft"
+    stage(Path(cfg.out) / "sft.done.json", f"SFT the {cfg.model} model on the demonstrations (seed {cfg.seed})",
+          lambda: train_stage(cfg, out, algo="sft", data=[expert_data], model=cfg.model, epochs=cfg.sft_epochs,
+                              learning_rate=cfg.sft_learning_rate, batch_size=cfg.sft_batch_size,
+                              micro_batch_size=cfg.sft_batch_size))
+    return str(out / "policy")
+
+
+def oreo_round(cfg: LoopConfig, r: int, policy: str, value: str | None) -> tuple[str, str]:
+    """One round of (iterative) OREO: sample rollouts with ``policy``, train OREO from it; returns the new (policy, value)."""
+    out, data = Path(cfg.out) / f"round-{r}", Path(cfg.datasets) / f"round-{r}"
+    rollouts = data / "rollouts"
+    stage(out / "rollouts.done.json", f"round {r}: collect {cfg.samples_per_task} rollouts per task with {policy}",
+          lambda: collect_stage(cfg, rollouts, policy="model", model=policy, samples=cfg.samples_per_task))
+    extra = {"value_model": value} if value else {}
+    stage(out / "oreo.done.json", f"round {r}: train OREO (beta {cfg.beta})",
+          lambda: train_stage(cfg, out / "oreo", algo="oreo", data=[rollouts], model=policy, beta=cfg.beta,
+                              epochs=cfg.oreo_epochs, learning_rate=cfg.learning_rate, **extra))
+    return str(out / "oreo" / "policy"), str(out / "oreo" / "value")
+
+
+def ensure_eval_tasks(cfg: LoopConfig) -> None:
+    """Generate the embedded ALFWorld games both splits need up front, so the first use does not look like a hang."""
+    if cfg.env != "alfworld":
+        return
+    from oreo_agents.envs.alfworld import ensure_games
+
+    # Game seed 0 is the env's default, which collect and eval build their envs with; --seed varies training only.
+    ensure_games(cfg.games_root, "train", cfg.train_tasks, seed=0)
+    for split in eval_splits_of(cfg):
+        ensure_games(cfg.games_root, split, cfg.eval_tasks, seed=0)
+
+

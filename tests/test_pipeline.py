@@ -1,0 +1,101 @@
+"""The quickstart / iterate loop end to end at toy size: real games, real tiny model, real datasets and runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oreo_agents.errors import OreoError
+
+# Two train games, one held-out game, one sample each: every stage runs for real, in about a minute.
+TOY = [
+    "--train-tasks", "2", "--eval-tasks", "1", "--samples-per-task", "2", "--max-steps", "6",
+    "--sft-epochs", "2", "--oreo-epochs", "1", "--k", "2", "--num-envs", "2", "--eval-splits", "valid_unseen",
+]
+
+
+def quickstart(tmp_path: Path, games_root: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "oreo_agents.cli.app", "quickstart", *TOY, "--games-root", str(games_root),
+           "--out", str(tmp_path / "runs"), "--datasets", str(tmp_path / "data"), *extra]
+    env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "OREO_AGENTS_DATA": str(tmp_path / "unused-data-root")}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory: pytest.TempPathFactory, alfworld_games_root: Path):
+    tmp = tmp_path_factory.mktemp("quickstart")
+    proc = quickstart(tmp, alfworld_games_root)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return tmp, proc
+
+
+def test_quickstart_runs_every_stage_and_writes_named_folders(toy_run):
+    tmp, proc = toy_run
+    runs, data = tmp / "runs", tmp / "data"
+    for marker in ("games", "expert", "sft", "eval"):
+        assert (runs / f"{marker}.done.json").is_file(), marker
+    assert (runs / "round-1" / "rollouts.done.json").is_file() and (runs / "round-1" / "oreo.done.json").is_file()
+    assert (runs / "sft" / "policy" / "config.json").is_file()
+    assert (runs / "round-1" / "oreo" / "value" / "oreo_value.json").is_file()
+    expert = json.loads((runs / "expert.done.json").read_text())
+    assert expert["episodes"] == 2 and expert["success_rate"] == 1.0  # the fixed expert solves generated games
+    report = (runs / "eval" / "eval.md").read_text()
+    for agent, select in [("sft", "greedy"), ("oreo", "greedy"), ("oreo + value K=2", "value")]:
+        assert f"| {agent} | {select} | valid_unseen | all |" in report
+    assert (runs / "eval" / "eval.png").stat().st_size > 1000
+    assert "oreo-agents play --policy" in proc.stdout
+
+
+def test_rollouts_hold_the_sft_models_own_token_ids(toy_run):
+    from oreo_agents.recording.dataset import load_episodes
+
+    tmp, _ = toy_run
+    ds = load_episodes(tmp / "data" / "round-1" / "rollouts")
+    assert len(ds) == 4  # 2 games x 2 samples
+    for row in ds:
+        assert row["metadata"]["policy"] == "model" and "sft/policy" in row["metadata"]["checkpoint"]
+        first = row["steps"][0]
+        assert first["completion_token_ids"] and len(first["completion_logprobs"]) == len(first["completion_token_ids"])
+
+
+def test_rerun_skips_finished_stages(toy_run, alfworld_games_root):
+    tmp, _ = toy_run
+    before = {p: p.stat().st_mtime for p in (tmp / "runs").glob("**/*.done.json")}
+    proc = quickstart(tmp, alfworld_games_root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("done before") == len(before)
+    assert {p: p.stat().st_mtime for p in before} == before
+
+
+def test_iterate_needs_an_existing_policy(tmp_path):
+    from oreo_agents.pipeline import IterateConfig, run_iterate
+
+    with pytest.raises(OreoError, match="--policy is required"):
+        run_iterate(IterateConfig())
+    with pytest.raises(OreoError, match="no such model folder"):
+        run_iterate(IterateConfig(policy=str(tmp_path / "nope")))
+
+
+def test_compare_on_math_trains_every_method_and_pools_seeds(tmp_path):
+    """Math path of the loop: expert steps -> SFT -> rollouts -> RFT, DPO, OREO, round 2; beam search with the value."""
+    cmd = [sys.executable, "-m", "oreo_agents.cli.app", "compare", "--env", "math", "--train-tasks", "6",
+           "--eval-tasks", "3", "--samples-per-task", "2", "--max-steps", "4", "--sft-epochs", "2", "--oreo-epochs", "1",
+           "--num-envs", "4", "--seeds", "0", "--seeds", "1", "--ks", "2", "--rounds", "2",
+           "--out", str(tmp_path / "runs"), "--datasets", str(tmp_path / "data")]
+    env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = (tmp_path / "runs" / "compare.md").read_text()
+    assert "OREO + beam K=2" in report and "| OREO round 2 | test |" in report and "| SFT | test |" in report
+    for seed in (0, 1):
+        seed_dir = tmp_path / "runs" / f"seed-{seed}"
+        for marker in ("sft", "rft", "dpo", "eval"):
+            assert (seed_dir / f"{marker}.done.json").is_file(), (seed, marker)
+        assert (seed_dir / "round-2" / "oreo" / "policy" / "config.json").is_file()
+    # Pooled counts are the sum over the two seeds of 3 test problems each.
+    assert "/6) |" in report
