@@ -52,6 +52,13 @@ class CollectConfig:
     max_new_tokens: int = field(default=64, metadata={"help": "model policy: longest reply in tokens."})
     device: str | None = field(default=None, metadata={"help": "model policy: torch device (default: cuda if present)."})
     dtype: str | None = field(default=None, metadata={"help": "model policy: float32, bfloat16 or float16."})
+    value: str | None = field(
+        default=None, metadata={"help": "model policy: a value model folder (from `train --algo oreo`) for --select value / admissible."}
+    )
+    select: Literal["sample", "greedy", "value", "admissible"] = field(
+        default="sample", metadata={"help": "model policy: how each reply is chosen: sample (temperature), greedy, value (best of --k by V), admissible."}
+    )
+    k: int = field(default=4, metadata={"help": "model policy: candidates per turn for --select value."})
     samples_per_task: int = field(default=1, metadata={"help": "Episodes per task (OREO: 5 per ALFWorld game, 10 per problem)."})
     episodes: int = field(default=100, metadata={"help": "Episodes in the dataset (rerun with more to extend it)."})
     num_envs: int = field(default=1, metadata={"help": "Envs stepped together; the model policy acts on all in one batch."})
@@ -91,7 +98,10 @@ def content_settings(cfg: CollectConfig) -> dict[str, Any]:
     if cfg.policy != "noisy-expert":
         out.pop("eps")
     if cfg.policy != "model":
-        for k in ("model", "backend", "temperature", "top_p", "max_new_tokens", "dtype"):
+        for k in ("model", "backend", "temperature", "top_p", "max_new_tokens", "dtype", "value", "select", "k"):
+            out.pop(k)
+    elif cfg.select == "sample" and cfg.value is None:
+        for k in ("value", "select", "k"):  # plain sampling: manifests stay as they were before these options
             out.pop(k)
     return out
 
@@ -217,10 +227,20 @@ def run_collect(cfg: CollectConfig) -> Any:
     if cfg.policy == "model":
         if cfg.model is None:
             raise OreoError("--policy model needs --model PATH (a save_pretrained model folder)")
-        policy = make_policy(
-            "model", model=cfg.model, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
-            temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-        )
+        if cfg.select in ("value", "admissible") and not cfg.value:
+            raise OreoError(f"--select {cfg.select} needs --value DIR (a value model from `oreo-agents train --algo oreo`)")
+        if cfg.select == "sample" and cfg.value is None:
+            policy = make_policy(
+                "model", model=cfg.model, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
+                temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+            )
+        else:  # the value-guided agent (or greedy decoding) acts and is recorded like any policy
+            from oreo_agents.agent import build_agent
+
+            policy = build_agent(
+                cfg.model, value=cfg.value, select=cfg.select, k=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
+                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
+            )
     elif cfg.policy == "noisy-expert":
         policy = make_policy("noisy-expert", eps=cfg.eps, seed=cfg.seed)
     elif cfg.policy == "random":

@@ -158,3 +158,32 @@ def test_tiny_model_collects_math_with_exact_token_ids(tmp_path):
         stored = [t for s in r["steps"] for t in s["prompt_token_ids"] + s["completion_token_ids"]]
         assert encode_episode(MATH_FORMAT, tok, goal=r["goal"], initial_observation=r["initial_observation"],
                               steps=r["steps"]).input_ids == stored
+
+
+def test_value_guided_agent_collects_with_its_values_recorded(tmp_path):
+    """`collect --value DIR --select value` records the agent's chosen replies with V, as any policy's episodes."""
+    pytest.importorskip("torch")
+    import math
+
+    import torch
+
+    torch.set_num_threads(1)
+    from oreo_agents.envs.math.problems import load_problems
+    from oreo_agents.learning.models import ValueModel, build_tiny_model
+
+    texts = [p.question for p in load_problems("embedded", num_problems=50)] + ["#### 4", "3 + 4 = 7"]
+    model = build_tiny_model(texts, tmp_path / "tiny")
+    value_dir = ValueModel.from_base(model).save_pretrained(tmp_path / "value")
+    common = ["collect", "--env", "math", "--num-tasks", "2", "--policy", "model", "--model", str(model),
+              "--episodes", "2", "--max-new-tokens", "8", "--max-steps", "2"]
+    result = run(*common, "--select", "value", "--out", str(tmp_path / "nov"))
+    assert result.exit_code == 2 and "--select value needs --value" in result.output
+    result = run(*common, "--value", str(value_dir), "--select", "value", "--k", "3", "--out", str(tmp_path / "ds"))
+    assert result.exit_code == 0, result.output
+    rows = list(_episodes(tmp_path / "ds").values())
+    assert len(rows) == 2
+    for r in rows:
+        assert r["metadata"]["policy"] == "agent"
+        assert json.loads(r["metadata"]["sampling"])["select"] == "value"
+        for s in r["steps"]:
+            assert not math.isnan(s["value"]) and s["completion_token_ids"]
