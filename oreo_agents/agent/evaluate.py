@@ -20,20 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from oreo_agents.envs.core import (
-    INFO_SPLIT,
-    INFO_TASK_ID,
-    INFO_TASK_TYPE,
-    INFO_WON,
-    TERMINATION_ABORTED,
-    TERMINATION_FAILURE,
-    TERMINATION_INVALID,
-    TERMINATION_SUCCESS,
-    TERMINATION_TRUNCATED,
-)
 from oreo_agents.errors import OreoError
 from oreo_agents.policies.base import Policy, Turn
-from oreo_agents.recording.schema import StepRecord
+from oreo_agents.recording.recorder import RecordEpisode
 
 ALL = "all"
 
@@ -73,15 +62,20 @@ def episode_options(env: Any, index: int) -> dict[str, Any] | None:
 
 class _Slot:
     def __init__(self, env: Any) -> None:
-        self.env, self.index = env, -1
-        self.goal = self.init_obs = self.obs = ""
+        self.env = RecordEpisode(env)  # the recorder owns the episode rules: one place for OREO's invalid-reply rule
+        self.index = -1
+        self.obs = ""
         self.info: dict[str, Any] = {}
-        self.history: list[StepRecord] = []
 
 
 def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int | None = None, num_envs: int = 4,
                  seed: int = 0, on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Play episodes 0..episodes-1 (default: every task once) with ``num_envs`` envs batched per decision."""
+    """Play episodes 0..episodes-1 (default: every task once) with ``num_envs`` envs batched per decision.
+
+    Each env runs inside :class:`~oreo_agents.recording.recorder.RecordEpisode`, so evaluation ends episodes exactly as
+    collection does (an unparseable reply ends it with reward 0, an aborted decision stops it) and each finished record
+    becomes an :class:`Outcome`.
+    """
     if num_envs < 1:
         raise OreoError(f"--num-envs {num_envs}: need at least one env")
     first = make_env()
@@ -90,17 +84,6 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
     slots = [_Slot(first)] + [_Slot(make_env()) for _ in range(max(0, min(num_envs, total) - 1))]
     pending = list(range(total))[::-1]
     outcomes: list[Outcome] = []
-
-    def finish(slot: _Slot, termination: str) -> None:
-        won = bool(slot.history and slot.history[-1].won)
-        out = Outcome(slot.index, str(slot.info.get(INFO_TASK_ID, slot.index)), str(slot.info.get(INFO_SPLIT, "")),
-                      str(slot.info.get(INFO_TASK_TYPE, "")), won, float(sum(s.reward for s in slot.history)),
-                      len(slot.history), termination)
-        outcomes.append(out)
-        if on_outcome is not None:
-            on_outcome(out)
-        slot.index = -1
-
     try:
         while True:
             for slot in slots:
@@ -108,28 +91,24 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
                     slot.index = pending.pop()
                     task = slot.index % tasks if tasks else slot.index  # more episodes than tasks: cycle through them
                     slot.obs, slot.info = slot.env.reset(seed=seed + slot.index, options=episode_options(slot.env, task))
-                    slot.goal, slot.init_obs, slot.history = str(slot.info.get("goal", "")), slot.obs, []
             active = [s for s in slots if s.index >= 0]
             if not active:
                 break
-            turns = [Turn(s.env.spec.id if s.env.spec else type(s.env.unwrapped).__name__, s.goal, s.init_obs, s.obs,
-                          s.info, s.history) for s in active]
-            for slot, d in zip(active, policy.act(turns)):
-                if d.aborted:
-                    finish(slot, TERMINATION_ABORTED)
-                    continue
-                record = StepRecord(action=d.action or "", observation="", reward=0.0, reply=d.reply or d.action,
-                                    prompt_token_ids=d.prompt_token_ids, completion_token_ids=d.completion_token_ids,
-                                    completion_logprobs=d.completion_logprobs, value=d.value)
-                slot.history.append(record)
-                if d.action is None:  # OREO's rule: an unparseable reply ends the episode with reward 0
-                    finish(slot, TERMINATION_INVALID)
-                    continue
-                slot.obs, reward, terminated, truncated, slot.info = slot.env.step(d.action)
-                record.observation, record.reward, record.won = str(slot.obs), float(reward), bool(slot.info.get(INFO_WON))
+            turns = [Turn(s.env.record_env_id, s.env.episode.goal, s.env.episode.initial_observation, s.obs, s.info,
+                          s.env.episode.steps) for s in active]
+            decisions = policy.act(turns)
+            if len(decisions) != len(turns):
+                raise OreoError(f"policy '{policy.name}' returned {len(decisions)} decisions for {len(turns)} turns")
+            for slot, decision in zip(active, decisions):
+                slot.obs, _, terminated, truncated, slot.info = slot.env.step_with(decision)
                 if terminated or truncated:
-                    ok = record.won
-                    finish(slot, TERMINATION_SUCCESS if ok else TERMINATION_FAILURE if terminated else TERMINATION_TRUNCATED)
+                    r = slot.env.last_episode
+                    out = Outcome(slot.index, r.task_id, r.split, r.task_type, r.success, r.total_reward, len(r.steps),
+                                  r.termination)
+                    outcomes.append(out)
+                    if on_outcome is not None:
+                        on_outcome(out)
+                    slot.index = -1
     finally:
         for slot in slots:
             slot.env.close()
