@@ -62,15 +62,17 @@ def build(algo: str, data: Path, out: Path, cache: Path, args):
     from oreo_agents.learning.config import TrainConfig
 
     cfg = TrainConfig(algo=algo, data=[str(data)], out=str(out), model=args.preset, model_cache=str(cache),
-                      batch_size=args.batch, micro_batch_size=args.micro, epochs=100, plot=False)  # fmt: skip
+                      batch_size=args.batch, micro_batch_size=args.micro, epochs=100, plot=False,
+                      mixed_precision="bf16" if getattr(args, "bf16", False) else "no")  # fmt: skip
     tr = make_trainer(cfg)
     tr.prepare_data()
     tr.setup_models(10_000)
     return tr
 
 
-def trl_sft_tokens_per_s(trainer, n: int, out: Path) -> float:
-    """TRL SFTTrainer on the same tokenized episodes (completion-only loss on the same action tokens), same batch."""
+def trl_sft_tokens_per_s(trainer, n: int, out: Path, *, bf16: bool) -> float:
+    """TRL SFTTrainer on the same tokenized episodes (completion-only loss on the same action tokens), same batch and
+    the same precision (SFTConfig defaults to bf16=True, even on CPU: comparing that with our fp32 would not be fair)."""
     import datasets
     from trl import SFTConfig
     from trl import SFTTrainer as TRLSFT
@@ -84,7 +86,7 @@ def trl_sft_tokens_per_s(trainer, n: int, out: Path) -> float:
         output_dir=str(out), per_device_train_batch_size=trainer.cfg.micro_batch_size, gradient_accumulation_steps=accum,
         max_steps=n + 1, learning_rate=1e-3, lr_scheduler_type="cosine", adam_beta2=0.95,
         completion_only_loss=True, max_length=trainer.cfg.max_length, packing=False, report_to="none", save_strategy="no",
-        logging_steps=1000, use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, seed=0,
+        logging_steps=1000, use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, seed=0, bf16=bf16,
     )  # fmt: skip
     model = load_policy(trainer.model_path)
     trl = TRLSFT(model=model, args=cfg, train_dataset=ds, processing_class=trainer.tokenizer)
@@ -130,11 +132,17 @@ def main() -> None:
         print(f"OREO update {t_oreo * 1000:8.1f} ms")
         print(f"OREO / SFT update time: {t_oreo / t_sft:.2f}x  (target <= 2.1x)")
         if not args.skip_trl:
-            sft_only = build("sft", data, tmp / "sft2", cache, args)
-            _, ours = time_updates(sft_only, args.updates)
-            theirs = trl_sft_tokens_per_s(sft_only, args.updates, tmp / "trl")
-            print(f"SFT tokens/s: ours {ours:,.0f}  TRL SFTTrainer {theirs:,.0f}")
-            print(f"ours / TRL SFT tokens/s: {ours / theirs:.2f}x  (target >= 1.0x)")
+            from accelerate.state import AcceleratorState
+
+            for bf16 in (False, True):
+                AcceleratorState._reset_state(reset_partial_state=True)  # a process holds one precision at a time
+                args.bf16 = bf16
+                name = "bf16 autocast" if bf16 else "fp32"
+                sft_only = build("sft", data, tmp / f"sft-{name[:4]}", cache, args)
+                _, ours = time_updates(sft_only, args.updates)
+                theirs = trl_sft_tokens_per_s(sft_only, args.updates, tmp / f"trl-{name[:4]}", bf16=bf16)
+                print(f"SFT tokens/s, {name}: ours {ours:,.0f}  TRL SFTTrainer {theirs:,.0f}")
+                print(f"ours / TRL SFT tokens/s, {name}: {ours / theirs:.2f}x  (target >= 1.0x)")
 
 
 if __name__ == "__main__":
