@@ -177,6 +177,8 @@ ADVERSARIAL = [
     "\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{2}}}}}}}}}}}}}",
     "\x00\x01\x02 garbage \\\\ }{ ][ ^^ $$ \\boxed{",
     "10^{1000}-10^{1000}+\\frac{10^{300}}{10^{299}}",
+    "5 " + "a" * 300 + "1",  # a letter run that is no unit: once backtracked exponentially in the unit stripper
+    "5" + " ab." * 90 + "!",
 ]
 
 
@@ -186,6 +188,14 @@ def test_adversarial_answers_score_zero_in_bounded_time(answer, fmt):
     start = time.monotonic()
     assert check_answer(answer, "1", fmt, timeout=2) is False
     assert time.monotonic() - start < 10  # worker start (first call) + at most one timeout
+
+
+@pytest.mark.parametrize("text", ["5 " + "a" * 390 + "1", "5" + " a" * 195 + "!", "5 " + "a." * 195 + "1", "7" + "kg" * 190 + "7"])
+def test_strict_parsing_runs_in_linear_time_on_letter_runs(text):
+    # parse_number runs in the env's own process (no worker to kill), so it must be fast on any text by construction.
+    start = time.monotonic()
+    assert parse_number(text) is None
+    assert time.monotonic() - start < 0.5
 
 
 def test_answer_text_is_never_evaluated_as_code(tmp_path):

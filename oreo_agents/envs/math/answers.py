@@ -52,7 +52,11 @@ _CURRENCY = "$€£¥"
 _NUM = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
 _NUMBER_RE = re.compile(rf"^(?P<num>{_NUM})(?:\s*/\s*(?P<den>\d+))?$")
 _TOWER_RE = re.compile(r"(?:\^|\*\*)\s*(?:\{[^{}]*\}|[-+]?\\?[\w.]+)\s*(?:\^|\*\*)")  # a^b^c, a^{b}^c
-_UNIT_RE = re.compile(r"(?:\s*(?:\\%|%|[A-Za-z][A-Za-z.]*|\\text\{[A-Za-z .]*\}|\\mbox\{[A-Za-z .]*\}))+$")
+# A unit word is a whole run of letters (look-behind/ahead): were it free to end anywhere, a long letter run could be
+# split into words in exponentially many ways, and a reply like "5 aaaa...a1" would hang the regex engine (ReDoS).
+_UNIT_RE = re.compile(
+    r"(?:\s*(?:\\%|%|(?<![A-Za-z.])[A-Za-z][A-Za-z.]*(?![A-Za-z.])|\\text\{[A-Za-z .]*\}|\\mbox\{[A-Za-z .]*\}))+$"
+)
 
 
 # --- extraction -------------------------------------------------------------------------------------------------------
