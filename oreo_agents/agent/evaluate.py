@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from oreo_agents.envs.core import task_list, task_reset_options
 from oreo_agents.errors import OreoError
 from oreo_agents.policies.base import Policy, Turn
 from oreo_agents.recording.recorder import RecordEpisode
@@ -42,22 +43,11 @@ class Outcome:
 
 
 def episode_count(env: Any) -> int:
-    """How many distinct games / problems the env holds (so eval plays each once)."""
-    base = env.unwrapped
-    for attr in ("game_files", "problems", "instructions", "tasks"):
-        items = getattr(base, attr, None)
-        if items is not None:
-            return len(items)
-    raise OreoError(f"{type(base).__name__}: cannot tell how many tasks it holds; pass --episodes")
-
-
-def episode_options(env: Any, index: int) -> dict[str, Any] | None:
-    base = env.unwrapped
-    if hasattr(base, "game_files"):
-        return {"game": index}
-    if hasattr(base, "problems"):
-        return {"problem": index}
-    return None  # other envs: the reset seed (seed + index) picks the task
+    """How many distinct tasks the env holds (so eval plays each once)."""
+    found = task_list(env)
+    if found is None:
+        raise OreoError(f"{type(env.unwrapped).__name__}: cannot tell how many tasks it holds; pass --episodes")
+    return found[1]
 
 
 class _Slot:
@@ -79,7 +69,7 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
     if num_envs < 1:
         raise OreoError(f"--num-envs {num_envs}: need at least one env")
     first = make_env()
-    tasks = episode_count(first) if episodes is None or episode_options(first, 0) is not None else None
+    tasks = episode_count(first) if episodes is None or task_list(first) is not None else None
     total = tasks if episodes is None else episodes
     slots = [_Slot(first)] + [_Slot(make_env()) for _ in range(max(0, min(num_envs, total) - 1))]
     pending = list(range(total))[::-1]
@@ -90,7 +80,7 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
                 if slot.index < 0 and pending:
                     slot.index = pending.pop()
                     task = slot.index % tasks if tasks else slot.index  # more episodes than tasks: cycle through them
-                    slot.obs, slot.info = slot.env.reset(seed=seed + slot.index, options=episode_options(slot.env, task))
+                    slot.obs, slot.info = slot.env.reset(seed=seed + slot.index, options=task_reset_options(slot.env, task))
             active = [s for s in slots if s.index >= 0]
             if not active:
                 break

@@ -12,6 +12,7 @@ import click
 
 from oreo_agents.cli.console import console, is_interactive, user_errors
 from oreo_agents.config import build_config, config_options, to_dict
+from oreo_agents.envs.core import task_reset_options
 from oreo_agents.errors import OreoError
 
 POLICIES = ("expert", "random", "noisy-expert", "model")
@@ -177,20 +178,6 @@ def env_provenance(env_id: str) -> tuple[str, str]:
     return "", ""
 
 
-def task_options(env: Any, slot: int) -> dict[str, Any] | None:
-    """Reset options that pick task ``slot`` in order, for envs that can be told which task to play.
-
-    Envs exposing their task list (ALFWorld: ``game_files``, reset option ``game``) cycle through it, so
-    ``--episodes N`` covers N different games when there are that many; other envs pick the task from the reset seed.
-    """
-    base = env.unwrapped
-    for attr, option in (("game_files", "game"), ("problems", "problem"), ("tasks", "task")):
-        tasks = getattr(base, attr, None)
-        if tasks is not None and hasattr(tasks, "__len__") and len(tasks) > 0:
-            return {option: slot % len(tasks)}
-    return None
-
-
 @click.command("collect")
 @config_options(CollectConfig)
 @user_errors
@@ -276,7 +263,7 @@ def run_collect(cfg: CollectConfig) -> Any:
         summary = collect_episodes(
             lambda: gym.make(env_id, **kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
             samples_per_task=cfg.samples_per_task, seed=cfg.seed, metadata=metadata, env_id=env_id,
-            plan_key=plan_key, task_options=task_options, progress=progress,
+            plan_key=plan_key, task_options=task_reset_options, progress=progress,
         )
         complete = True
     finally:

@@ -143,13 +143,14 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
 def _search(make_env: Any, agent: Any, mode: str, cfg: EvalConfig, total: int, advance: Any) -> list[Any]:
     """Math search modes: one problem at a time, batched inside the search (B*B steps per generation call)."""
     from oreo_agents.agent.beam import beam_search, best_of_n
-    from oreo_agents.agent.evaluate import Outcome, episode_options
+    from oreo_agents.agent.evaluate import Outcome
+    from oreo_agents.envs.core import task_reset_options
 
     env = make_env()
     outcomes = []
     try:
         for i in range(total):
-            options = episode_options(env, i % len(env.unwrapped.problems))
+            options = task_reset_options(env, i)
             search = beam_search if mode == "beam" else best_of_n
             size = {"beams": cfg.k} if mode == "beam" else {"n": cfg.k}
             res = search(env, agent.policy, agent.value, seed=cfg.seed + i, options=options,

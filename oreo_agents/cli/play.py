@@ -270,8 +270,9 @@ def env_options(cfg: Any, env_id: str, *, needs_expert: bool, **override: Any) -
 def _game_options(env: Any, game: str | None) -> dict[str, Any] | None:
     if game is None:
         return None
-    base = env.unwrapped
-    key = "game" if hasattr(base, "game_files") else "problem" if hasattr(base, "problems") else None
-    if key is None:
-        raise OreoError(f"--game: env {type(base).__name__} cannot be told which task to play")
-    return {key: int(game) if game.lstrip("-").isdigit() else game}
+    from oreo_agents.envs.core import task_list
+
+    found = task_list(env)
+    if found is None:
+        raise OreoError(f"--game: env {type(env.unwrapped).__name__} cannot be told which task to play")
+    return {found[0]: int(game) if game.lstrip("-").isdigit() else game}

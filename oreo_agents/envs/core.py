@@ -38,6 +38,10 @@ TERMINATION_TRUNCATED = "truncated"  # step limit
 TERMINATION_INVALID = "invalid_action"  # the policy's reply could not be parsed into an action (OREO: reward 0)
 TERMINATION_ABORTED = "aborted"  # stopped from outside (e.g. context length exceeded)
 
+# Envs that list their tasks, and the reset option that picks one by index. collect cycles tasks in order, eval plays
+# each once and play's --game picks one: all read this one table.
+TASK_LISTS = (("game_files", "game"), ("problems", "problem"), ("tasks", "task"))
+
 TEXT_SPACE_MAX_LENGTH = 100_000
 # Printable text plus the whitespace the games use; declared honestly so check_env can sample valid strings.
 TEXT_CHARSET = frozenset(string.printable)
@@ -57,3 +61,23 @@ def sanitize_action(action: object, max_length: int = 1_000) -> str:
     text = action if isinstance(action, str) else str(action)
     text = "".join(ch if ch.isprintable() else " " for ch in text[: max_length * 4])
     return " ".join(text.split())[:max_length]
+
+
+def task_list(env: object) -> tuple[str, int] | None:
+    """(reset option, number of tasks) of an env that lists its tasks (see ``TASK_LISTS``), else None."""
+    base = getattr(env, "unwrapped", env)
+    for attr, option in TASK_LISTS:
+        items = getattr(base, attr, None)
+        if items is not None and hasattr(items, "__len__"):
+            return option, len(items)
+    return None
+
+
+def task_reset_options(env: object, index: int) -> dict[str, int] | None:
+    """Reset options that play task ``index`` (modulo the task count); None when the env cannot be told (the reset
+    seed then picks the task)."""
+    found = task_list(env)
+    if found is None or found[1] == 0:
+        return None
+    option, n = found
+    return {option: index % n}

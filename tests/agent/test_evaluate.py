@@ -54,3 +54,19 @@ def test_summary_groups_by_split_and_task_type(ci):
     rows = summarize(outs, label="m", select="value", ci=ci)
     assert [(r.task_type, r.n, r.successes) for r in rows] == [("all", 6, 3), ("a", 3, 1), ("b", 3, 2)]
     assert all(r.ci_low <= r.rate <= r.ci_high for r in rows)
+
+
+def test_eval_plays_every_listed_task_once_on_the_web_shop():
+    """Envs that list their tasks (here WebShop's ``tasks``) are played by index, each once: not drawn by reset seed."""
+    import gymnasium as gym
+
+    import oreo_agents  # noqa: F401
+    from oreo_agents.agent.evaluate import episode_count, run_episodes
+    from oreo_agents.policies import make_policy
+
+    def make_env():
+        return gym.make("oreo_agents/WebShop-v0", split="test", num_products=200, expert=True)
+
+    n = episode_count(make_env())
+    outcomes = run_episodes(make_env, make_policy("expert"), num_envs=3)
+    assert len(outcomes) == n and len({o.task_id for o in outcomes}) == n
