@@ -80,7 +80,7 @@ def load_tokenizer(path: str | Path):
     """
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    path = _check_dir(path)
+    path = check_model_dir(path)
     try:
         if (path / TINY_MARKER).is_file():
             tok = PreTrainedTokenizerFast.from_pretrained(str(path))
@@ -202,7 +202,7 @@ def resolve_model(spec: str, *, cache_dir: Path | None = None, texts: Iterable[s
     path = Path(spec).expanduser()
     if not path.exists():
         raise OreoError(f"--model {spec}: no such directory (and not one of tiny, small, smollm2)")
-    return _check_dir(path)
+    return check_model_dir(path)
 
 
 # --- loading -----------------------------------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def load_policy(path: str | Path, *, dtype: Any = None, device: Any = None, trus
     """A causal LM from a local folder; a clear :class:`OreoError` naming the folder when it does not load."""
     from transformers import AutoModelForCausalLM
 
-    path = _check_dir(path)
+    path = check_model_dir(path)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
@@ -253,7 +253,7 @@ class ValueModel(nn.Module):
         """A value model saved by :meth:`save_pretrained` (backbone + trained head)."""
         from safetensors.torch import load_file
 
-        path = _check_dir(path)
+        path = check_model_dir(path)
         if not (path / VALUE_CONFIG_FILE).is_file():
             raise OreoError(f"{path} is not a value model directory (no {VALUE_CONFIG_FILE}); use ValueModel.from_base")
         backbone = _load_backbone(path, dtype=dtype, trust_remote_code=trust_remote_code)
@@ -294,21 +294,23 @@ def _load_backbone(path: str | Path, *, dtype: Any = None, trust_remote_code: bo
     """The transformer body of a causal-LM folder (``AutoModel``): hidden states without computing vocab logits."""
     from transformers import AutoModel
 
-    path = _check_dir(path)
+    path = check_model_dir(path)
     try:
         return AutoModel.from_pretrained(str(path), dtype=dtype, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
         raise OreoError(f"model directory {path} does not load as a value backbone ({_first_line(exc)})") from exc
 
 
-def _check_dir(path: str | Path) -> Path:
+def check_model_dir(path: str | Path, flag: str | None = None) -> Path:
+    """A Hugging Face model folder, or a one-line :class:`OreoError` naming it (and the flag it came from)."""
     quiet_transformers()
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise OreoError(f"model directory not found: {path}")
-    if not (path / "config.json").is_file():
-        raise OreoError(f"model directory {path} has no config.json (not a Hugging Face model folder)")
-    return path
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise OreoError(f"{flag} {path}: no such model directory" if flag else f"model directory not found: {p}")
+    if not (p / "config.json").is_file():
+        where = f"{flag} {path}: {p}" if flag else f"model directory {p}"
+        raise OreoError(f"{where} has no config.json (not a save_pretrained Hugging Face model folder)")
+    return p
 
 
 def _first_line(exc: BaseException) -> str:

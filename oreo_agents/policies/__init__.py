@@ -35,7 +35,8 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
     from oreo_agents.policies import scripted
 
     if name == "model":
-        from oreo_agents.policies.model import ModelPolicy, check_model_dir  # torch/transformers only on this branch
+        from oreo_agents.learning.models import check_model_dir  # torch/transformers only on this branch
+        from oreo_agents.policies.model import ModelPolicy
 
         kwargs = dict(kwargs)
         path = kwargs.pop("model", None)

@@ -75,6 +75,8 @@ class ModelPolicy:
     ) -> None:
         if isinstance(model, (str, Path)):  # a model folder: load it on the chosen backend
             checkpoint = checkpoint or str(model)
+            from oreo_agents.learning.models import check_model_dir
+
             model = make_backend(backend, check_model_dir(model, "--model"), device=device, dtype=dtype, seed=seed,
                                  max_batch_size=max_batch_size)
         self.backend: GenerationBackend = model
@@ -158,13 +160,3 @@ class ModelPolicy:
             completion_logprobs=list(sample.logprobs),
             **extra,
         )
-
-
-def check_model_dir(path: str | Path, flag: str = "--policy") -> Path:
-    """A model folder given on the command line, with a one-line error naming the flag when it is not one."""
-    p = Path(path).expanduser()
-    if not p.is_dir():
-        raise OreoError(f"{flag} {path}: no such model directory")
-    if not (p / "config.json").is_file():
-        raise OreoError(f"{flag} {path}: {p} has no config.json (not a save_pretrained model folder)")
-    return p
