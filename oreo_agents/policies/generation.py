@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, Sequence
 
 from oreo_agents.errors import OreoError
+from oreo_agents.policies.prefix_cache import CachedPrefix, PrefixCache
 
 FinishReason = Literal["eos", "stop", "length", "context"]
 
@@ -113,16 +114,25 @@ class HFBackend:
     """Batched sampling with a ``transformers`` causal LM on CPU or GPU.
 
     Our own loop rather than ``model.generate`` because we need, per sample, the exact ids up to and including the
-    terminator, their log-probs, a per-call seeded generator, and prompt sharing: each distinct prompt is prefilled
-    once and its KV cache repeated ``n`` times, so K candidates cost one prefill, not K.
+    terminator, their log-probs, a per-call seeded generator, and two kinds of prefill sharing: each prompt is
+    prefilled once and its KV cache repeated ``n`` times, so K candidates cost one prefill, not K; and a
+    :class:`~oreo_agents.policies.prefix_cache.PrefixCache` keeps each finished sequence's keys/values, so the next turn
+    of an episode prefills only the tokens added since (its new observation), not the whole history again.
     """
 
     name = "hf"
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64, seed: int = 0) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64, seed: int = 0,
+                 prefix_cache_mb: float = 1024) -> None:
+        import inspect
+
         import torch
 
         self.model = model.eval()
+        # Reuse of past keys/values across calls (0 turns it off); switched off by itself for models whose cache is not
+        # plain per-layer keys/values (sliding windows, recurrent layers).
+        self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20)) if prefix_cache_mb > 0 else None
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.device = next(model.parameters()).device
@@ -174,15 +184,9 @@ class HFBackend:
         n, dev = params.n, self.device
         if not all(prompts):
             raise OreoError("generation: got an empty prompt (a context needs at least one token)")
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self._pad, dtype=torch.long, device=dev)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long, device=dev)
-        for row, p in enumerate(prompts):  # left padding: every row's next token goes in the same column
-            ids[row, width - len(p) :] = torch.tensor(list(p), dtype=torch.long, device=dev)
-            mask[row, width - len(p) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+        hits, cache, mask, out = self._prefill(prompts)
+        prompt_end = mask.shape[1]  # the prompts end in this column; generated tokens follow, one column per step
+        logits = out.logits[:, -1, :].float()
         if n > 1:  # prefill once per prompt, then fan out the KV cache to the n samples
             cache.batch_repeat_interleave(n)
             logits = logits.repeat_interleave(n, dim=0)
@@ -226,6 +230,7 @@ class HFBackend:
                 use_cache=True,
             )
             cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+        self._remember(prompts, hits, n, cache, prompt_end, tokens)
         grouped: list[list[Completion]] = []
         for p in range(len(prompts)):
             group = []
@@ -234,6 +239,76 @@ class HFBackend:
                 group.append(Completion(tokens[r], lps[r], text, reasons[r] or "length"))  # type: ignore[arg-type]
             grouped.append(group)
         return grouped
+
+    def _prefill(self, prompts: list[Sequence[int]]) -> tuple[list[tuple[CachedPrefix | None, int]], Any, Any, Any]:
+        """Encode the prompts, starting each from its longest cached prefix. Returns (hits, cache, mask, model output).
+
+        Rows are left-padded so that every prompt ends in the same column. Row ``r`` of length ``L_r`` takes its first
+        ``L_r - S`` tokens from the cache, where ``S`` (the columns fed now) is the longest uncached remainder of any row;
+        a row whose own remainder is shorter re-feeds a few cached tokens instead of leaving a hole in the middle.
+        """
+        import torch
+
+        dev, batch = self.device, len(prompts)
+        lengths = [len(p) for p in prompts]
+        cache_on = self.prefix_cache is not None
+        hits = [self.prefix_cache.longest_prefix(p) if cache_on else (None, 0) for p in prompts]  # type: ignore[union-attr]
+        usable = [min(n, length - 1) for (_, n), length in zip(hits, lengths)]  # one token at least is fed: its logits
+        fed = max(length - n for length, n in zip(lengths, usable))
+        past = [max(0, length - fed) for length in lengths]  # tokens each row takes from the cache
+        past_width = max(past)
+        width = past_width + fed
+        ids = torch.full((batch, fed), self._pad, dtype=torch.long, device=dev)
+        mask = torch.zeros((batch, width), dtype=torch.long, device=dev)
+        for row, p in enumerate(prompts):
+            tail = list(p[past[row] :])
+            ids[row, fed - len(tail) :] = torch.tensor(tail, dtype=torch.long, device=dev)
+            mask[row, width - len(p) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, past_width:]
+        kwargs: dict[str, Any] = dict(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        if past_width:
+            kwargs["past_key_values"] = self._past(hits, past, past_width)
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = 1  # only the last position's logits are needed (the others cost a vocab matmul)
+        out = self.model(**kwargs)
+        if cache_on:
+            if not _plain_cache(out.past_key_values):
+                self.prefix_cache = None  # e.g. sliding-window or recurrent layers: keys/values cannot be spliced
+            else:
+                self.prefix_cache.hits += sum(past)  # type: ignore[union-attr]
+                self.prefix_cache.misses += sum(lengths) - sum(past)  # type: ignore[union-attr]
+        return hits, out.past_key_values, mask, out
+
+    def _past(self, hits: list[tuple[CachedPrefix | None, int]], past: list[int], width: int) -> Any:
+        """A DynamicCache of ``width`` columns holding each row's first ``past[row]`` cached keys/values, right-aligned."""
+        from transformers import DynamicCache
+
+        rows = [(entry, k) for (entry, _), k in zip(hits, past)]
+
+        def block(layer: int, part: str) -> Any:  # part: "keys" or "values"
+            first = next(getattr(entry, part)[layer] for entry, k in rows if k)
+            heads, _, dim = first.shape
+            out = first.new_zeros((len(rows), heads, width, dim))  # zeros sit under mask 0: never attended
+            for row, (entry, k) in enumerate(rows):
+                if k:
+                    out[row, :, width - k :] = getattr(entry, part)[layer][:, :k]
+            return out
+
+        n_layers = len(next(entry for entry, k in rows if k).keys)
+        return DynamicCache(ddp_cache_data=[(block(i, "keys"), block(i, "values")) for i in range(n_layers)])
+
+    def _remember(self, prompts: list[Sequence[int]], hits: list[tuple[CachedPrefix | None, int]], n: int, cache: Any,
+                  prompt_end: int, tokens: list[list[int]]) -> None:
+        """Store every sample's ``prompt + reply`` keys/values (the reply's last token was never fed, so not it)."""
+        if self.prefix_cache is None:
+            return
+        for p, prompt in enumerate(prompts):
+            for row in range(p * n, (p + 1) * n):
+                reply = tokens[row][:-1]
+                start, end = prompt_end - len(prompt), prompt_end + len(reply)
+                keys = [layer.keys[row, :, start:end].clone() for layer in cache.layers]
+                values = [layer.values[row, :, start:end].clone() for layer in cache.layers]
+                self.prefix_cache.add([*prompt, *reply], keys, values, supersedes=hits[p][0])
 
     def _hit_stop(self, ids: list[int], stops: Sequence[str], stop_len: int) -> bool:
         # A stop string of L characters is completed within the last L tokens; decode only that tail.
@@ -261,11 +336,18 @@ class HFBackend:
         return chosen, policy_lp.gather(1, chosen[:, None])[:, 0], sampling_lp.gather(1, chosen[:, None])[:, 0]
 
 
+def _plain_cache(cache: Any) -> bool:
+    """True for a DynamicCache of full-attention layers, whose per-row keys/values can be sliced out and spliced back."""
+    layers = getattr(cache, "layers", None)
+    return type(cache).__name__ == "DynamicCache" and bool(layers) and all(type(x).__name__ == "DynamicLayer" for x in layers)
+
+
 def make_backend(backend: str, model_path: str | Path, *, device: str | None = None, dtype: str | None = None,
-                 seed: int = 0, max_batch_size: int = 64, **kwargs: Any) -> GenerationBackend:
-    """``"hf"`` (default, CPU/GPU) or ``"vllm"`` (GPU; imports vllm only here)."""
+                 seed: int = 0, max_batch_size: int = 64, prefix_cache_mb: float = 1024, **kwargs: Any) -> GenerationBackend:
+    """``"hf"`` (default, CPU/GPU) or ``"vllm"`` (GPU; imports vllm only here, with its own prefix caching)."""
     if backend == "hf":
-        return HFBackend.from_pretrained(model_path, device=device, dtype=dtype, seed=seed, max_batch_size=max_batch_size)
+        return HFBackend.from_pretrained(model_path, device=device, dtype=dtype, seed=seed, max_batch_size=max_batch_size,
+                                         prefix_cache_mb=prefix_cache_mb)
     if backend == "vllm":
         from oreo_agents.policies.vllm_backend import VLLMBackend
 

@@ -55,6 +55,8 @@ class VLLMBackend:
         if logprobs == "sampling":  # the engine fixes the mode at start-up; the default is the raw model log-probs
             engine_kwargs["logprobs_mode"] = "processed_logprobs"
         self.logprobs = logprobs
+        # Each turn's context extends the previous turn's: vLLM's automatic prefix caching skips re-reading it.
+        engine_kwargs.setdefault("enable_prefix_caching", True)
         self.llm = vllm.LLM(
             model=str(path),
             dtype=dtype or "auto",

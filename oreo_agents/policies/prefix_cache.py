@@ -1,0 +1,126 @@
+"""Keys and values of recently generated sequences, kept so the next turn of an episode is not re-read from scratch.
+
+An agent's context only grows: turn ``t + 1`` reads turn ``t``'s context, the reply it generated and the new observation.
+Re-encoding the whole context every turn (prefill) costs time linear in its length, and on a CPU that cost grows with the
+batch as well, which is what kept batched collection from scaling. :class:`PrefixCache` keeps, per finished generation,
+the past keys/values of ``context + reply`` (the reply's last token excepted: its keys were never computed), and a new
+context is prefilled only from where it leaves the longest cached prefix. The instruction header that every episode
+shares is found the same way, so even a first turn skips it once any episode has been played.
+
+    >>> cache = PrefixCache(max_bytes=2**30)
+    >>> hit, n = cache.longest_prefix([5, 6, 7])          # nothing stored yet
+    >>> hit is None and n == 0
+    True
+
+Entries live on the model's device, least recently used first out once ``max_bytes`` is exceeded. Reuse is exact: a
+key/value pair depends only on the tokens before it and its position, and positions are passed explicitly.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclass(eq=False)
+class CachedPrefix:
+    """The past keys/values of one token sequence: per layer ``[heads, len(ids), head_dim]``."""
+
+    ids: np.ndarray
+    keys: list[Any]
+    values: list[Any]
+    blocks: list[int] = field(default_factory=list)  # block_hashes(ids), its index keys in the cache
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values)) + self.ids.nbytes
+
+
+BLOCK = 16  # tokens per hashed block: lookups walk a context block by block, as vLLM's prefix cache does
+
+
+def block_hashes(ids: Sequence[int]) -> list[int]:
+    """Hash of every whole-block prefix of ``ids``: ``h[k]`` identifies ``ids[: (k + 1) * BLOCK]``."""
+    out, h = [], 0
+    for start in range(0, len(ids) - BLOCK + 1, BLOCK):
+        h = hash((h, tuple(int(t) for t in ids[start : start + BLOCK])))
+        out.append(h)
+    return out
+
+
+class PrefixCache:
+    """LRU store of :class:`CachedPrefix` entries under a byte budget, looked up by longest common prefix.
+
+    Each entry is indexed under the hashes of its whole-block prefixes, so a lookup costs one dict probe per block of the
+    query plus one exact comparison against the few entries that share its longest indexed prefix, however many
+    entries are stored.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict[int, CachedPrefix] = OrderedDict()
+        self._by_block: dict[int, set[int]] = {}  # block-prefix hash -> keys of the entries starting with that prefix
+        self._bytes = 0
+        self.hits = 0  # prompt tokens served from the cache
+        self.misses = 0  # prompt tokens that had to be prefilled
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def longest_prefix(self, ids: Sequence[int]) -> tuple[CachedPrefix | None, int]:
+        """The entry sharing the longest common prefix with ``ids``, and that prefix's length (0: no entry helps)."""
+        candidates: set[int] = set()
+        for h in block_hashes(ids):
+            sharing = self._by_block.get(h)
+            if not sharing:
+                break
+            candidates = sharing
+        query = np.asarray(ids, dtype=np.int64)
+        best, best_len = None, 0
+        for key in candidates:
+            entry = self._entries[key]
+            m = min(len(entry.ids), len(query))
+            differ = np.flatnonzero(entry.ids[:m] != query[:m])  # the block hashes matched; confirm token by token
+            common = int(differ[0]) if len(differ) else m
+            if common > best_len:
+                best, best_len = entry, common
+        if best is not None:
+            self._entries.move_to_end(id(best))
+        return best, best_len
+
+    def add(self, ids: Sequence[int], keys: list[Any], values: list[Any], *, supersedes: CachedPrefix | None = None) -> None:
+        """Store a sequence's keys/values; ``supersedes`` (an entry ``ids`` extends) is dropped, it can serve nothing more."""
+        if supersedes is not None and id(supersedes) in self._entries:
+            if len(supersedes.ids) <= len(ids) and np.array_equal(supersedes.ids, np.asarray(ids[: len(supersedes.ids)])):
+                self._drop(id(supersedes))
+        entry = CachedPrefix(np.asarray(ids, dtype=np.int64), keys, values)
+        if entry.nbytes > self.max_bytes:
+            return
+        entry.blocks = block_hashes(ids)
+        self._entries[id(entry)] = entry
+        for h in entry.blocks:
+            self._by_block.setdefault(h, set()).add(id(entry))
+        self._bytes += entry.nbytes
+        while self._bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._by_block.clear()
+        self._bytes = 0
+
+    def _drop(self, key: int) -> None:
+        entry = self._entries.pop(key)
+        self._bytes -= entry.nbytes
+        for h in entry.blocks:
+            sharing = self._by_block[h]
+            sharing.discard(key)
+            if not sharing:
+                del self._by_block[h]
