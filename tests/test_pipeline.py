@@ -84,7 +84,7 @@ def test_iterate_needs_an_existing_policy(tmp_path):
 def test_compare_on_math_trains_every_method_and_pools_seeds(tmp_path):
     """Math path of the loop: expert steps -> SFT -> rollouts -> RFT, DPO, OREO, round 2; beam search with the value."""
     cmd = [sys.executable, "-m", "oreo_agents.cli.app", "compare", "--env", "math", "--train-tasks", "6",
-           "--eval-tasks", "3", "--samples-per-task", "2", "--max-steps", "4", "--sft-epochs", "2", "--oreo-epochs", "1",
+           "--eval-tasks", "3", "--samples-per-task", "2", "--max-steps", "4", "--sft-epochs", "30", "--oreo-epochs", "1",
            "--num-envs", "4", "--seeds", "0", "--seeds", "1", "--ks", "2", "--rounds", "2",
            "--out", str(tmp_path / "runs"), "--datasets", str(tmp_path / "data")]
     env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
@@ -92,10 +92,12 @@ def test_compare_on_math_trains_every_method_and_pools_seeds(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = (tmp_path / "runs" / "compare.md").read_text()
     assert "OREO + beam K=2" in report and "| OREO round 2 | test |" in report and "| SFT | test |" in report
+    assert "| RFT | test |" in report and "| RFT round 2 | test |" in report  # iterative RFT: the control for round 2
     for seed in (0, 1):
         seed_dir = tmp_path / "runs" / f"seed-{seed}"
         for marker in ("sft", "rft", "dpo", "eval"):
             assert (seed_dir / f"{marker}.done.json").is_file(), (seed, marker)
         assert (seed_dir / "round-2" / "oreo" / "policy" / "config.json").is_file()
+        assert (seed_dir / "rft-round-2" / "rft" / "policy" / "config.json").is_file()
     # Pooled counts are the sum over the two seeds of 3 test problems each.
     assert "/6) |" in report

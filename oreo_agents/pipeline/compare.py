@@ -4,6 +4,7 @@ beam search on math) and iterative OREO rounds, each trained with several seeds 
 Per seed ``s`` (folders ``<out>/seed-s``, ``<datasets>/seed-s``)::
 
     expert demos (shared) -> SFT(s) -> rollouts of SFT(s) -> RFT(s), DPO(s), OREO round 1(s) -> rounds 2..R(s)
+                                                            RFT(s) -> RFT rounds 2..R(s) (own rollouts, as OREO's)
 
 All baselines start from the same SFT checkpoint and train on the same rollouts as OREO's first round, as in the paper.
 Results pool the seeds: success counts over seeds x tasks with a Wilson 95% interval, plus each seed's rate, in
@@ -23,6 +24,7 @@ from oreo_agents.pipeline.loops import expert_stage, prepare_tasks
 from oreo_agents.pipeline.stages import (
     AgentSpec,
     StartConfig,
+    collect_stage,
     eval_rows,
     metric_of,
     oreo_round,
@@ -41,7 +43,9 @@ class CompareConfig(StartConfig):
     ks: list[int] = field(
         default_factory=list, metadata={"help": "K of value-guided selection (ALFWorld, default 2 3 4 5) or beam width (math, default 3)."}
     )
-    rounds: int = field(default=3, metadata={"help": "Iterative OREO rounds (round 1 = plain OREO; the paper reports 3)."})
+    rounds: int = field(
+        default=3, metadata={"help": "Iterative rounds (round 1 = plain OREO; the paper reports 3); RFT gets as many, as the control."}
+    )
     dpo_beta: float = field(default=0.1, metadata={"help": "DPO beta (paper 0.1)."})
     dpo_learning_rate: float = field(default=1e-4, metadata={"help": "DPO learning rate (tiny model; paper 5e-7)."})
 
@@ -50,21 +54,24 @@ def ks_of(cfg: CompareConfig) -> list[int]:
     return cfg.ks or ([3] if cfg.env == "math" else [2, 3, 4, 5])
 
 
-def baseline_stage(cfg: CompareConfig, algo: str, sft: str, rollouts: Path) -> str | None:
-    """RFT or DPO from the SFT policy on the round-1 rollouts; None (recorded) when the data cannot train it."""
-    out = Path(cfg.out) / algo
+def baseline_stage(cfg: CompareConfig, algo: str, start: str, rollouts: Path, *, folder: Path | None = None,
+                   title: str = "") -> str | None:
+    """RFT or DPO from ``start`` on ``rollouts``, trained into ``folder`` (default ``<out>/<algo>``, marker beside it);
+    the policy folder, or None (recorded) when the data cannot train it."""
+    out = folder or Path(cfg.out) / algo
     overrides = {"epochs": cfg.oreo_epochs, "learning_rate": cfg.learning_rate}
     if algo == "dpo":
         overrides.update(beta=cfg.dpo_beta, learning_rate=cfg.dpo_learning_rate)
 
     def work() -> dict[str, Any]:
         try:
-            return train_stage(cfg, out, algo=algo, data=[rollouts], model=sft, **overrides)
+            return train_stage(cfg, out, algo=algo, data=[rollouts], model=start, **overrides)
         except OreoError as exc:  # e.g. no successful rollout (RFT) or no success/failure pair (DPO)
             console.print(f"[yellow]{algo} skipped[/]: {exc}")
             return {"skipped": str(exc)}
 
-    summary = stage(Path(cfg.out) / f"{algo}.done.json", f"{algo.upper()} from SFT on the round-1 rollouts (seed {cfg.seed})", work)
+    title = title or f"{algo.upper()} from SFT on the round-1 rollouts"
+    summary = stage(out.with_name(out.name + ".done.json"), f"{title} (seed {cfg.seed})", work)
     return None if "skipped" in summary else str(out / "policy")
 
 
@@ -84,7 +91,27 @@ def seed_agents(cfg: CompareConfig, expert_data: Path) -> list[AgentSpec]:
     for r in range(2, cfg.rounds + 1):
         policy, value = oreo_round(cfg, r, policy, value)
         agents.append(AgentSpec(f"OREO round {r}", policy))
+    rft = next((a.policy for a in agents if a.label == "RFT"), None)
+    for r in range(2, cfg.rounds + 1 if rft else 0):  # the control for iterative OREO: as many rounds of own data
+        rft = rft_round(cfg, r, rft)
+        if rft is None:
+            break
+        agents.append(AgentSpec(f"RFT round {r}", rft))
     return agents
+
+
+def rft_round(cfg: CompareConfig, r: int, policy: str) -> str | None:
+    """Iterative rejection sampling: rollouts of the previous round's RFT policy, then RFT from it on their successes.
+
+    The control that iterative OREO is judged against: same rounds, same rollouts per task, same data source (the
+    policy's own samples), only the learning rule differs.
+    """
+    rollouts = Path(cfg.datasets) / f"rft-round-{r}" / "rollouts"
+    stage(Path(cfg.out) / f"rft-round-{r}" / "rollouts.done.json",
+          f"RFT round {r}: collect {cfg.samples_per_task} rollouts per task with {policy}",
+          lambda: collect_stage(cfg, rollouts, policy="model", model=policy, samples=cfg.samples_per_task))
+    return baseline_stage(cfg, "rft", policy, rollouts, folder=Path(cfg.out) / f"rft-round-{r}" / "rft",
+                          title=f"RFT round {r}: RFT on its successes")
 
 
 def pool(rows_by_seed: dict[int, list[Any]]) -> tuple[list[Any], dict[tuple[str, str], list[float]]]:
