@@ -101,3 +101,38 @@ def test_compare_on_math_trains_every_method_and_pools_seeds(tmp_path):
         assert (seed_dir / "rft-round-2" / "rft" / "policy" / "config.json").is_file()
     # Pooled counts are the sum over the two seeds of 3 test problems each.
     assert "/6) |" in report
+
+
+def test_task_types_reach_game_generation_collection_and_evaluation(monkeypatch):
+    """--task-types narrows every stage to the same task types (games generated, rollouts collected, games evaluated)."""
+    import oreo_agents.cli.collect as collect_cli
+    import oreo_agents.cli.evaluate as eval_cli
+    import oreo_agents.envs.alfworld as alfworld
+    from oreo_agents.pipeline.stages import AgentSpec, LoopConfig, collect_stage, ensure_eval_tasks, eval_rows
+
+    seen = {}
+
+    def fake_ensure(root, split, n, seed, task_types):
+        seen[split] = task_types
+
+    def fake_collect(collect_cfg):
+        seen["collect"] = collect_cfg
+        return _Summary()
+
+    def fake_eval(eval_cfg, report):
+        seen["eval"] = eval_cfg
+        return []
+
+    monkeypatch.setattr(alfworld, "ensure_games", fake_ensure)
+    monkeypatch.setattr(collect_cli, "run_collect", fake_collect)
+    monkeypatch.setattr(eval_cli, "run_eval", fake_eval)
+    cfg = LoopConfig(task_types=["pick_and_place_simple"], eval_splits=["valid_seen"])
+    ensure_eval_tasks(cfg)
+    collect_stage(cfg, Path("unused"), policy="expert")
+    eval_rows(cfg, Path("unused"), [AgentSpec("sft", "unused")])
+    assert seen["train"] == seen["valid_seen"] == ["pick_and_place_simple"]
+    assert seen["collect"].task_types == seen["eval"].task_types == ["pick_and_place_simple"]
+
+
+class _Summary:  # what collect_stage reads of run_collect's summary
+    recorded, skipped, success_rate = 1, 0, 1.0

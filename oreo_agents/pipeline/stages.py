@@ -26,6 +26,9 @@ class LoopConfig:
     out: str = field(default="runs/quickstart", metadata={"help": "Folder for models, checkpoints, metrics and eval reports."})
     datasets: str = field(default="datasets/quickstart", metadata={"help": "Folder for the recorded datasets."})
     games_root: str | None = field(default=None, metadata={"help": "ALFWorld: embedded games root (default ./envs/alfworld/embedded)."})
+    task_types: list[str] = field(
+        default_factory=list, metadata={"help": "ALFWorld: only these task types, for training and evaluation (repeatable; default all six)."}
+    )
     train_tasks: int = field(default=24, metadata={"help": "Training games / problems (the paper: all 3,553 ALFWorld train games)."})
     eval_tasks: int = field(default=12, metadata={"help": "Held-out games / problems per eval split."})
     eval_splits: list[str] = field(
@@ -79,7 +82,8 @@ def collect_stage(cfg: LoopConfig, out: Path, *, policy: str, model: str | None 
     from oreo_agents.cli.collect import CollectConfig, run_collect
 
     collect_cfg = CollectConfig(
-        env=cfg.env, split="train", games_root=cfg.games_root, max_steps=cfg.max_steps, num_tasks=cfg.train_tasks,
+        env=cfg.env, split="train", games_root=cfg.games_root, task_types=list(cfg.task_types), max_steps=cfg.max_steps,
+        num_tasks=cfg.train_tasks,
         policy=policy, model=model, temperature=cfg.temperature, samples_per_task=samples,
         episodes=cfg.train_tasks * samples, num_envs=cfg.num_envs if policy == "model" else 1, seed=cfg.seed, out=str(out),
     )
@@ -120,7 +124,8 @@ def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec]) -> list[Any]:
     for agent in agents:
         eval_cfg = EvalConfig(
             env=cfg.env, policy=[agent.policy], value=[agent.value] if agent.value else [], select=[agent.select], k=agent.k,
-            split=eval_splits_of(cfg), games_root=cfg.games_root, num_tasks=cfg.eval_tasks, max_steps=cfg.max_steps,
+            split=eval_splits_of(cfg), games_root=cfg.games_root, task_types=list(cfg.task_types), num_tasks=cfg.eval_tasks,
+            max_steps=cfg.max_steps,
             num_envs=cfg.num_envs, seed=cfg.seed, temperature=cfg.temperature,
             out=str(out / agent.name.replace(" + ", "-").replace(" ", "").replace("=", "")),
         )
@@ -178,8 +183,8 @@ def ensure_eval_tasks(cfg: LoopConfig) -> None:
     from oreo_agents.envs.alfworld import ensure_games
 
     # Game seed 0 is the env's default, which collect and eval build their envs with; --seed varies training only.
-    ensure_games(cfg.games_root, "train", cfg.train_tasks, seed=0)
+    ensure_games(cfg.games_root, "train", cfg.train_tasks, seed=0, task_types=cfg.task_types)
     for split in eval_splits_of(cfg):
-        ensure_games(cfg.games_root, split, cfg.eval_tasks, seed=0)
+        ensure_games(cfg.games_root, split, cfg.eval_tasks, seed=0, task_types=cfg.task_types)
 
 
