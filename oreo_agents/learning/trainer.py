@@ -30,7 +30,7 @@ from oreo_agents.errors import OreoError
 from oreo_agents.learning import data as D
 from oreo_agents.learning.config import TrainConfig
 from oreo_agents.learning.metrics import MetricsLog, Panel, plot_metrics
-from oreo_agents.learning.models import load_policy, load_tokenizer, resolve_model
+from oreo_agents.learning.models import PRESETS, load_policy, load_tokenizer, resolve_model
 
 
 def make_accelerator(cfg: TrainConfig):
@@ -112,7 +112,7 @@ class Trainer:
         rows = D.load_episodes(cfg.data, split=cfg.split)
         cache = Path(cfg.model_cache) if cfg.model_cache else None
         with acc.main_process_first():  # one process builds/converts a tiny or smollm2 model, the others reuse it
-            self.model_path = resolve_model(cfg.model, cache_dir=cache, texts=list(D.episode_texts(rows)) if cfg.model in ("tiny", "small") else None)
+            self.model_path = resolve_model(cfg.model, cache_dir=cache, texts=list(D.episode_texts(rows)) if cfg.model in PRESETS else None)
         self.tokenizer = load_tokenizer(self.model_path)
         self.rows = D.select_episodes(rows, self.algo)
         self.items = D.encode_episodes(self.rows, self.tokenizer, max_length=cfg.max_length)
