@@ -81,22 +81,21 @@ def seed_agents(cfg: CompareConfig, expert_data: Path) -> list[AgentSpec]:
     agents = [AgentSpec("SFT", sft)]
     policy, value = oreo_round(cfg, 1, sft, None)
     rollouts = Path(cfg.datasets) / "round-1" / "rollouts"
-    for algo in cfg.baselines:
-        trained = baseline_stage(cfg, algo, sft, rollouts)
-        if trained:
-            agents.append(AgentSpec({"rft": "RFT", "dpo": "DPO"}[algo], trained))
+    trained = {algo: baseline_stage(cfg, algo, sft, rollouts) for algo in cfg.baselines}
+    agents += [AgentSpec({"rft": "RFT", "dpo": "DPO"}[algo], path) for algo, path in trained.items() if path]
     agents.append(AgentSpec("OREO", policy))
     select = "beam" if cfg.env == "math" else "value"
     agents += [AgentSpec("OREO", policy, value, select, k) for k in ks_of(cfg)]
     for r in range(2, cfg.rounds + 1):
         policy, value = oreo_round(cfg, r, policy, value)
         agents.append(AgentSpec(f"OREO round {r}", policy))
-    rft = next((a.policy for a in agents if a.label == "RFT"), None)
-    for r in range(2, cfg.rounds + 1 if rft else 0):  # the control for iterative OREO: as many rounds of own data
-        rft = rft_round(cfg, r, rft)
-        if rft is None:
+    rft = trained.get("rft")
+    for r in range(2, cfg.rounds + 1):  # the control for iterative OREO: as many rounds of its own data
+        if rft is None:  # RFT could not train (no successful rollout): nothing to iterate on
             break
-        agents.append(AgentSpec(f"RFT round {r}", rft))
+        rft = rft_round(cfg, r, rft)
+        if rft is not None:
+            agents.append(AgentSpec(f"RFT round {r}", rft))
     return agents
 
 
