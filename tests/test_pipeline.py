@@ -136,3 +136,23 @@ def test_task_types_reach_game_generation_collection_and_evaluation(monkeypatch)
 
 class _Summary:  # what collect_stage reads of run_collect's summary
     recorded, skipped, success_rate = 1, 0, 1.0
+
+
+def test_sft_stage_passes_precision_lora_and_observation_loss_to_the_trainer(monkeypatch, tmp_path):
+    import oreo_agents.learning.baselines as baselines
+    from oreo_agents.pipeline.stages import StartConfig, sft_stage
+
+    seen = {}
+
+    class FakeTrainer:
+        def __init__(self, train_cfg):
+            seen["cfg"] = train_cfg
+
+        def train(self):
+            return {"updates": 1}
+
+    monkeypatch.setattr(baselines, "make_trainer", FakeTrainer)
+    cfg = StartConfig(out=str(tmp_path), mixed_precision="bf16", lora_r=8, sft_observation_loss_weight=0.5, sft_epochs=7)
+    assert sft_stage(cfg, tmp_path / "demos") == str(tmp_path / "sft" / "policy")
+    assert (seen["cfg"].algo, seen["cfg"].epochs) == ("sft", 7)
+    assert (seen["cfg"].mixed_precision, seen["cfg"].lora_r, seen["cfg"].observation_loss_weight) == ("bf16", 8, 0.5)

@@ -31,9 +31,13 @@ class SFTTrainer(Trainer):
     def micro_step(self, idx: list[int], weight: float) -> dict[str, float]:
         b = self.batch(idx)
         logits = self.models["policy"](input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
-        loss = L.sft_loss(D.token_logprobs(logits, b["input_ids"]), b["mask"])
+        logp = D.token_logprobs(logits, b["input_ids"])
+        loss = L.sft_loss(logp, L.sft_token_weights(b["mask"], b["attention_mask"], self.cfg.observation_loss_weight))
         self.acc.backward(loss * weight)
-        return {"loss": float(loss.detach()), "return": float(b["rewards"].mean()), "tokens": float(b["attention_mask"].sum())}
+        metrics = {"loss": float(loss.detach()), "return": float(b["rewards"].mean()), "tokens": float(b["attention_mask"].sum())}
+        if self.cfg.observation_loss_weight:  # "loss" then mixes in observations: keep the replies' own NLL comparable
+            metrics["action_loss"] = float(L.sft_loss(logp.detach(), b["mask"]))
+        return metrics
 
     def save_models(self, out: Path) -> None:
         self.save_policy(out)

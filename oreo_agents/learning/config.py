@@ -26,6 +26,11 @@ class TrainConfig:
     model: str = field(default="tiny", metadata={"help": "Starting policy (= pi_ref): a HF model folder, or tiny / small (built on the data's text) / smollm2."})
     value_model: str = field(default="", metadata={"help": "Value model start: a folder (saved value or any causal LM). Default: the policy's start."})
     out: str = field(default="runs/train", metadata={"help": "Run folder: checkpoints, metrics.jsonl, metrics.png, policy/ and value/."})
+    observation_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "SFT/RFT: weight of the next-token loss on observation and prompt tokens beside the replies' (0 = replies only, "
+                  "TRL's completion-only loss). A from-scratch model learns to read and copy the game's text from it (try 0.5)."},
+    )
     loss_level: Literal["token", "step", "response"] = field(
         default="token", metadata={"help": "OREO loss granularity (paper ablation: token 77.3, step ~78.9, response ~74.4 on GSM8K)."}
     )
@@ -64,6 +69,8 @@ class TrainConfig:
         for name in ("batch_size", "micro_batch_size", "epochs", "max_length", "save_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
+        if self.observation_loss_weight < 0:
+            raise ValueError("--observation-loss-weight must be 0 or positive")
         if self.max_steps < 0:
             raise ValueError("--max-steps must be 0 (all epochs) or positive")
 

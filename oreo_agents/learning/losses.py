@@ -149,6 +149,15 @@ def sft_loss(logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return -(logp * mask).sum() / mask.sum().clamp(min=1)
 
 
+def sft_token_weights(action_mask: torch.Tensor, attention_mask: torch.Tensor, observation_weight: float) -> torch.Tensor:
+    """Per-state weights for :func:`sft_loss`: 1 where the next token is an action, ``observation_weight`` where it is
+    any other real token (prompt, observation), 0 on padding. Weight 0 is the usual completion-only SFT."""
+    if observation_weight == 0:
+        return action_mask
+    next_is_real = torch.nn.functional.pad(attention_mask[:, 1:].to(action_mask.dtype), (0, 1))
+    return action_mask + observation_weight * (next_is_real - action_mask)
+
+
 def dpo_loss(
     chosen_logp: torch.Tensor,
     chosen_ref_logp: torch.Tensor,

@@ -98,6 +98,14 @@ def test_sft_loss_by_hand():
     assert L.sft_loss(t([-1.0, -2.0, -3.0]), t([1.0, 1.0, 0.0])).item() == pytest.approx(1.5)
 
 
+def test_sft_token_weights_cover_observations_but_not_padding():
+    # tokens: prompt prompt action action obs pad; state t predicts token t+1
+    action_next = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0, 0.0]])
+    attention = torch.tensor([[1, 1, 1, 1, 1, 0]])
+    assert torch.equal(L.sft_token_weights(action_next, attention, 0.0), action_next)
+    assert L.sft_token_weights(action_next, attention, 0.5).tolist() == [[0.5, 1.0, 1.0, 0.5, 0.0, 0.0]]
+
+
 def test_dpo_loss_by_hand():
     # chosen ratio +1, rejected ratio -1: margin 2, beta 0.5 -> -log sigmoid(1)
     got = L.dpo_loss(torch.tensor([-1.0]), torch.tensor([-2.0]), torch.tensor([-3.0]), torch.tensor([-2.0]), 0.5)

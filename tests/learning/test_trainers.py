@@ -48,6 +48,28 @@ def test_baselines_run(algo: str, mixed_dataset: Path, tmp_path: Path):
     assert (tmp_path / algo / "policy" / "config.json").is_file()
 
 
+def test_sft_observation_loss_trains_the_observations_too(mixed_dataset: Path, tmp_path: Path):
+    # Same start, same batches: with observation tokens in the loss, the observations' NLL must fall further.
+    runs = {w: make_trainer(cfg(mixed_dataset, tmp_path / f"w{w}", tmp_path / "cache", algo="sft", epochs=3, learning_rate=3e-3,
+                                observation_loss_weight=w)) for w in (0.0, 1.0)}
+    for trainer in runs.values():
+        trainer.train()
+    records = [json.loads(x) for x in (tmp_path / "w1.0" / "metrics.jsonl").read_text().splitlines()]
+    assert "action_loss" in records[-1] and records[-1]["action_loss"] < records[0]["action_loss"]
+    from oreo_agents.learning import data as D
+    from oreo_agents.learning import losses as L
+    from oreo_agents.learning.models import load_policy
+
+    batch = runs[0.0].batch(list(range(len(runs[0.0].items))))
+    observed = L.sft_token_weights(batch["mask"], batch["attention_mask"], 1.0) - batch["mask"]
+    nll = {}
+    for w in runs:
+        with torch.no_grad():
+            logits = load_policy(tmp_path / f"w{w}" / "policy")(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        nll[w] = float(L.sft_loss(D.token_logprobs(logits, batch["input_ids"]), observed))
+    assert nll[1.0] < nll[0.0] - 0.5
+
+
 @pytest.mark.parametrize("level", ["step", "response"])
 def test_oreo_loss_levels_train(level: str, mixed_dataset: Path, tmp_path: Path):
     summary = make_trainer(cfg(mixed_dataset, tmp_path / level, tmp_path / "cache", loss_level=level, max_steps=3)).train()
