@@ -8,7 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from oreo_agents.config import ConfigError, build_config, config_options, from_dict, save_yaml
+from oreo_agents.config import ConfigError, build_config, config_options, from_dict, load_yaml, save_yaml
 
 
 @dataclass
@@ -82,3 +82,20 @@ def test_from_dict_rejects_unknown_keys():
     assert from_dict(DemoConfig, {"episodes": 2}).episodes == 2
     with pytest.raises(ConfigError, match="unknown option"):
         from_dict(DemoConfig, {"nope": 1}, source="run.yaml")
+
+
+def test_every_shipped_recipe_loads_into_its_command_config():
+    """configs/<command>-*.yaml: every key is an option of that command and every value passes its checks."""
+    from pathlib import Path
+
+    from oreo_agents.cli.collect import CollectConfig
+    from oreo_agents.learning.config import TrainConfig
+    from oreo_agents.pipeline.compare import CompareConfig
+
+    classes = {"collect": CollectConfig, "train": TrainConfig, "compare": CompareConfig}
+    recipes = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert len(recipes) >= 10
+    for path in recipes:
+        cfg = build_config(classes[path.name.split("-")[0]], {"config_file": path})  # raises on an unknown key
+        for key, value in load_yaml(path).items():
+            assert getattr(cfg, key) == value, (path.name, key)

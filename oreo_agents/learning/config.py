@@ -36,6 +36,12 @@ class TrainConfig:
     )
     beta: float = field(default=0.03, metadata={"help": "KL strength of the soft Bellman objective (paper 0.03); DPO beta when algo=dpo (paper 0.1)."})
     alpha: float = field(default=-1.0, metadata={"help": "Weight of the exact KL regulariser; -1 = the paper's 0.01 / 0.1 / 0.3 for token / step / response."})
+    ref_distributions: Literal["auto", "cache", "online"] = field(
+        default="auto",
+        metadata={"help": "Where the exact KL's pi_ref distributions come from: cache (computed once, float16 on disk: action tokens x "
+                  "vocab x 2 bytes), online (a frozen pi_ref forward per micro-batch; LoRA runs reuse the base weights with the "
+                  "adapters off), auto = cache up to 8 GB, else online."},
+    )
     learning_rate: float = field(default=1e-3, metadata={"help": "Policy learning rate (paper: 5e-6 OREO, 2e-5 SFT, 5e-7 DPO; 1e-3 suits the tiny model)."})
     value_learning_rate: float = field(default=-1.0, metadata={"help": "Value learning rate; -1 = same as --learning-rate (paper 5e-6)."})
     adam_beta1: float = field(default=0.9, metadata={"help": "Adam beta1 (paper 0.9)."})

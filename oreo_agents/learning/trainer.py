@@ -33,6 +33,19 @@ from oreo_agents.learning.metrics import MetricsLog, Panel, plot_metrics
 from oreo_agents.learning.models import PRESETS, load_policy, load_tokenizer, resolve_model
 
 
+REF_CACHE_AUTO_GB = 8.0  # --ref-distributions auto caches pi_ref's distributions up to this size, recomputes them beyond
+REF_CACHE_MAX_GB = 20.0  # an explicit cache larger than this is refused with a way out
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` that never trains (pi_ref for the exact KL when it is recomputed per micro-batch)."""
+    import copy
+
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
 def make_accelerator(cfg: TrainConfig):
     import logging
 
@@ -119,7 +132,9 @@ class Trainer:
         self.pad_id = int(self.tokenizer.pad_token_id)
 
     def build_ref_cache(self, policy: torch.nn.Module) -> None:
-        self.ref = None
+        """Cache pi_ref's log-probs of the recorded tokens and, for the exact KL, its whole distributions at action
+        states, or keep pi_ref at hand to recompute those per micro-batch when they would not fit (``--ref-distributions``)."""
+        self.ref, self.ref_model = None, None
         if not self.needs_ref:
             return
         full = self.needs_full_ref and self.cfg.kl_alpha > 0
@@ -127,8 +142,17 @@ class Trainer:
             vocab = int(policy.get_output_embeddings().weight.shape[0])
             n = sum(sum(it["action_mask"][1:]) for it in self.items)
             gb = n * vocab * 2 / 1e9
-            if gb > 20:
-                raise OreoError(f"the exact KL cache would take {gb:.0f} GB ({n} action tokens x vocab {vocab}); lower --max-length or use --alpha 0")
+            mode = self.cfg.ref_distributions
+            if mode == "auto":
+                mode = "cache" if gb <= REF_CACHE_AUTO_GB else "online"
+            if mode == "cache" and gb > REF_CACHE_MAX_GB:
+                raise OreoError(f"the exact KL cache would take {gb:.0f} GB ({n} action tokens x vocab {vocab}); "
+                                "use --ref-distributions online, lower --max-length, or --alpha 0")
+            if mode == "online":
+                full = False
+                # LoRA: pi_ref is the base model, i.e. the policy with its adapters switched off; else a frozen copy.
+                self.ref_model = None if self.cfg.lora_r > 0 else frozen_copy(policy).to(self.acc.device)
+                console.print(f"exact KL: pi_ref's distributions recomputed per micro-batch (a cache would take {gb:.1f} GB)")
         from rich.progress import Progress
 
         with self.acc.main_process_first(), Progress(console=console, transient=True, disable=not self.acc.is_main_process) as progress:
@@ -144,8 +168,17 @@ class Trainer:
     def ref_full(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[N, V]`` reference log-distributions at the batch's action states (row order = ``batch['mask'].bool()``)."""
         assert self.ref is not None
-        rows = [torch.from_numpy(self.ref.full(int(i))) for i in batch["index"].cpu()]
-        return torch.cat(rows).to(self.acc.device)
+        if self.ref.has_full:
+            rows = [torch.from_numpy(self.ref.full(int(i))) for i in batch["index"].cpu()]
+            return torch.cat(rows).to(self.acc.device)
+        if self.ref_model is not None:
+            model, adapters_off = self.ref_model, contextlib.nullcontext()
+        else:
+            model = self.acc.unwrap_model(self.models["policy"])
+            adapters_off = model.disable_adapter()
+        with torch.no_grad(), adapters_off, self.acc.autocast():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+        return torch.log_softmax(logits[batch["mask"].bool()].float(), dim=-1)
 
     def update_indices(self, step: int, updates_per_epoch: int) -> tuple[int, list[int]]:
         """(epoch, this process's units) for update ``step``: a seeded permutation per epoch, sharded by rank."""

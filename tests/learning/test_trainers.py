@@ -70,6 +70,23 @@ def test_sft_observation_loss_trains_the_observations_too(mixed_dataset: Path, t
     assert nll[1.0] < nll[0.0] - 0.5
 
 
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_exact_kl_from_recomputed_reference_matches_the_cache(lora_r: int, mixed_dataset: Path, tmp_path: Path):
+    """--ref-distributions online (frozen copy, or LoRA's base with adapters off) trains like the float16 cache."""
+    records = {}
+    for mode in ("cache", "online"):
+        out = tmp_path / mode
+        make_trainer(cfg(mixed_dataset, out, tmp_path / "cache", max_steps=3, lora_r=lora_r, alpha=0.5,
+                         ref_distributions=mode)).train()
+        records[mode] = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        assert (out / "ref_cache").is_dir()
+        assert any((out / "ref_cache").rglob("full.npy")) == (mode == "cache")
+    for cached, online in zip(records["cache"], records["online"]):
+        assert online["kl"] == pytest.approx(cached["kl"], rel=0.02, abs=1e-4)
+        assert online["loss_pi"] == pytest.approx(cached["loss_pi"], rel=0.02, abs=1e-4)
+    assert records["online"][-1]["kl"] > 0  # the policy moved away from pi_ref: a zero KL would mean pi_ref moved too
+
+
 @pytest.mark.parametrize("level", ["step", "response"])
 def test_oreo_loss_levels_train(level: str, mixed_dataset: Path, tmp_path: Path):
     summary = make_trainer(cfg(mixed_dataset, tmp_path / level, tmp_path / "cache", loss_level=level, max_steps=3)).train()
