@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 PAPER_ALPHA = {"token": 0.01, "step": 0.1, "response": 0.3}
+MixedPrecision = Literal["auto", "no", "bf16", "fp16"]  # also the loops' --mixed-precision (pipeline/stages.py)
 
 
 @dataclass
@@ -54,7 +55,7 @@ class TrainConfig:
     batch_size: int = field(default=8, metadata={"help": "Trajectories per update, over all processes (paper 128)."})
     micro_batch_size: int = field(default=4, metadata={"help": "Trajectories per forward/backward per process; gradient accumulation makes up the batch."})
     max_length: int = field(default=1024, metadata={"help": "Tokens per episode; longer episodes keep whole replies up to this length."})
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(
+    mixed_precision: MixedPrecision = field(
         default="auto", metadata={"help": "auto = bf16 on GPUs that support it, fp32 elsewhere."}
     )
     lora_r: int = field(default=0, metadata={"help": "LoRA rank for policy and value backbones (0 = full fine-tuning); the value head stays fully trainable."})

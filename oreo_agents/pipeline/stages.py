@@ -12,10 +12,11 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from oreo_agents.cli.console import console
 from oreo_agents.errors import OreoError
+from oreo_agents.learning.config import MixedPrecision
 
 
 @dataclass
@@ -45,7 +46,7 @@ class LoopConfig:
     seed: int = field(default=0, metadata={"help": "Seed of games, sampling and training."})
     rounds: int = field(default=1, metadata={"help": "OREO rounds: each collects with the current policy, then trains again."})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank for every training stage (0 = full fine-tuning, as the paper)."})
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(
+    mixed_precision: MixedPrecision = field(
         default="auto", metadata={"help": "Training precision: auto (bf16 on GPUs that support it, else fp32), no, bf16 (also on CPU: ~2.5x faster for small), fp16."}
     )
 
