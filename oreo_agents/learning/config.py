@@ -14,6 +14,8 @@ from typing import Literal
 
 PAPER_ALPHA = {"token": 0.01, "step": 0.1, "response": 0.3}
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]  # also the loops' --mixed-precision (pipeline/stages.py)
+REF_CACHE_AUTO_GB = 8  # --ref-distributions auto caches pi_ref's distributions up to this size, recomputes them beyond
+REF_CACHE_MAX_GB = 20  # an explicit cache larger than this is refused with a way out
 
 
 @dataclass
@@ -41,7 +43,7 @@ class TrainConfig:
         default="auto",
         metadata={"help": "Where the exact KL's pi_ref distributions come from: cache (computed once, float16 on disk: action tokens x "
                   "vocab x 2 bytes), online (a frozen pi_ref forward per micro-batch; LoRA runs reuse the base weights with the "
-                  "adapters off), auto = cache up to 8 GB, else online."},
+                  f"adapters off), auto = cache up to {REF_CACHE_AUTO_GB} GB, else online."},
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "Policy learning rate (paper: 5e-6 OREO, 2e-5 SFT, 5e-7 DPO; 1e-3 suits the tiny model)."})
     value_learning_rate: float = field(default=-1.0, metadata={"help": "Value learning rate; -1 = same as --learning-rate (paper 5e-6)."})

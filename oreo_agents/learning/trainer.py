@@ -28,13 +28,9 @@ from oreo_agents.cli.console import console
 from oreo_agents.config import save_yaml
 from oreo_agents.errors import OreoError
 from oreo_agents.learning import data as D
-from oreo_agents.learning.config import TrainConfig
+from oreo_agents.learning.config import REF_CACHE_AUTO_GB, REF_CACHE_MAX_GB, TrainConfig
 from oreo_agents.learning.metrics import MetricsLog, Panel, plot_metrics
 from oreo_agents.learning.models import PRESETS, load_policy, load_tokenizer, resolve_model
-
-
-REF_CACHE_AUTO_GB = 8.0  # --ref-distributions auto caches pi_ref's distributions up to this size, recomputes them beyond
-REF_CACHE_MAX_GB = 20.0  # an explicit cache larger than this is refused with a way out
 
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
