@@ -14,19 +14,15 @@ import torch
 
 from oreo_agents.learning import data as D
 from oreo_agents.learning import losses as L
-from oreo_agents.learning.trainer import Trainer, adam, apply_lora, cosine_with_warmup
+from oreo_agents.learning.trainer import Trainer, apply_lora
 
 
 class SFTTrainer(Trainer):
     algo = "sft"
 
     def setup_models(self, total_updates: int) -> None:
-        policy = getattr(self, "_policy", None) or self.load_policy_for_training()
-        policy = apply_lora(policy, self.cfg)
-        opt = adam([p for p in policy.parameters() if p.requires_grad], self.cfg.learning_rate, self.cfg)
-        policy, opt = self.acc.prepare(policy, opt)
-        self.models, self.optimizers = {"policy": policy}, {"policy": opt}
-        self.schedulers = {"policy": cosine_with_warmup(opt, total_updates, self.cfg.warmup_ratio)}
+        policy = apply_lora(self.load_policy_for_training(), self.cfg)
+        self.prepare_trainable("policy", policy, {"policy": (policy, self.cfg.learning_rate)}, total_updates)
 
     def micro_step(self, idx: list[int], weight: float) -> dict[str, float]:
         b = self.batch(idx)
@@ -40,7 +36,7 @@ class SFTTrainer(Trainer):
         return metrics
 
     def save_models(self, out: Path) -> None:
-        self.save_policy(out)
+        self.save_policy(out, self.gathered_weights())
 
 
 class RFTTrainer(SFTTrainer):
@@ -56,8 +52,7 @@ class DPOTrainer(SFTTrainer):
         self.pairs = D.dpo_pairs(self.rows, seed=self.cfg.seed)
 
     def setup_models(self, total_updates: int) -> None:
-        self._policy = self.load_policy_for_training()
-        self.build_ref_cache(self._policy)
+        self.build_ref_cache()
         super().setup_models(total_updates)
 
     def units(self) -> int:

@@ -58,7 +58,14 @@ class TrainConfig:
     micro_batch_size: int = field(default=4, metadata={"help": "Trajectories per forward/backward per process; gradient accumulation makes up the batch."})
     max_length: int = field(default=1024, metadata={"help": "Tokens per episode; longer episodes keep whole replies up to this length."})
     mixed_precision: MixedPrecision = field(
-        default="auto", metadata={"help": "auto = bf16 on GPUs that support it, fp32 elsewhere."}
+        default="auto",
+        metadata={"help": "Compute dtype (weights and Adam states stay fp32 whatever the checkpoint's dtype): auto = bf16 on GPUs "
+                  "that support it, fp32 elsewhere."},
+    )
+    save_dtype: Literal["float32", "bfloat16"] = field(
+        default="float32",
+        metadata={"help": "dtype of the saved policy/ and value/ (training always keeps fp32 master weights); bfloat16 halves "
+                  "the folders for serving. The value head is always saved in float32."},
     )
     lora_r: int = field(default=0, metadata={"help": "LoRA rank for policy and value backbones (0 = full fine-tuning); the value head stays fully trainable."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})

@@ -269,21 +269,29 @@ class ValueModel(nn.Module):
         """Values ``[B, T]``: entry t is V of the state that ends with token t (i.e. before token t+1 is chosen)."""
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-        return self.head(hidden.float()).squeeze(-1)
+        # fp32 head whatever the compute dtype: autocast off here, and the weight cast in case a backend keeps it in
+        # bf16 (FSDP2's MixedPrecisionPolicy, DeepSpeed's bf16 engine).
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            return nn.functional.linear(hidden.float(), self.head.weight.float()).squeeze(-1)
 
     def save_pretrained(self, out_dir: str | Path, *, tokenizer: Any = None, **kwargs: Any) -> Path:
         """Backbone via ``save_pretrained`` + ``value_head.safetensors`` + the ``oreo_value.json`` marker."""
-        from safetensors.torch import save_file
-
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         self.backbone.save_pretrained(out_dir, **kwargs)
-        save_file({"weight": self.head.weight.detach().float().cpu().contiguous()}, str(out_dir / VALUE_HEAD_FILE))
-        meta = {"kind": "oreo-value", "format": 1, "hidden_size": int(self.config.hidden_size), "head": VALUE_HEAD_FILE}
-        (out_dir / VALUE_CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-        if tokenizer is not None:
-            tokenizer.save_pretrained(out_dir)
-        return out_dir
+        return write_value_head(out_dir, self.head.weight, int(self.config.hidden_size), tokenizer=tokenizer)
+
+
+def write_value_head(out_dir: Path, head_weight: torch.Tensor, hidden_size: int, *, tokenizer: Any = None) -> Path:
+    """The value-specific files beside a saved backbone: the fp32 head, the ``oreo_value.json`` marker, the tokenizer."""
+    from safetensors.torch import save_file
+
+    save_file({"weight": head_weight.detach().float().cpu().contiguous()}, str(out_dir / VALUE_HEAD_FILE))
+    meta = {"kind": "oreo-value", "format": 1, "hidden_size": hidden_size, "head": VALUE_HEAD_FILE}
+    (out_dir / VALUE_CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out_dir)
+    return out_dir
 
 
 def is_value_dir(path: str | Path) -> bool:

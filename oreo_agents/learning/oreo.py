@@ -2,8 +2,10 @@
 
 Per micro-batch: one policy forward (log-probs, and the full distribution at action states for the exact KL) and one
 value forward; pi_ref's log-probs come from the cache. L_V uses detached log-ratios and L_pi detached values, so one
-backward of ``L_V + L_pi`` gives each model exactly its own gradient; then the value optimizer steps, then the policy
-optimizer (whose loss used the values from before the value step). Separate optimizers and schedules.
+backward of ``L_V + L_pi`` gives each model exactly its own gradient. Policy and value train as one module
+(:class:`~oreo_agents.learning.distributed.PolicyAndValue`) with one AdamW of two parameter groups (own learning rates,
+one cosine shape, each model clipped on its own): Adam is per parameter, so the one step equals the value step followed
+by the policy step (whose loss used the values from before the value step).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import torch
 
 from oreo_agents.learning import losses as L
 from oreo_agents.learning.data import token_logprobs
-from oreo_agents.learning.models import ValueModel, is_value_dir
-from oreo_agents.learning.trainer import Trainer, adam, apply_lora, cosine_with_warmup, merged
+from oreo_agents.learning import distributed as dist
+from oreo_agents.learning.models import ValueModel, is_value_dir, write_value_head
+from oreo_agents.learning.trainer import Trainer, apply_lora, merged, save_dtype
 
 
 class OREOTrainer(Trainer):
@@ -25,31 +28,26 @@ class OREOTrainer(Trainer):
     needs_full_ref = True
 
     def setup_models(self, total_updates: int) -> None:
-        cfg, acc = self.cfg, self.acc
+        cfg = self.cfg
+        self.build_ref_cache()
         policy = self.load_policy_for_training()
-        self.build_ref_cache(policy)
         value_path = Path(cfg.value_model) if cfg.value_model else self.model_path
         load = ValueModel.from_pretrained if is_value_dir(value_path) else ValueModel.from_base
-        value = load(value_path, trust_remote_code=cfg.trust_remote_code)
+        value = load(value_path, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code)  # fp32 masters
         if cfg.gradient_checkpointing:
-            value.backbone.gradient_checkpointing_enable()
+            dist.enable_gradient_checkpointing(value.backbone)
         policy = apply_lora(policy, cfg)
         value.backbone = apply_lora(value.backbone, cfg)  # the head is outside the adapters: fully trainable
-        opt_p = adam([p for p in policy.parameters() if p.requires_grad], cfg.learning_rate, cfg)
-        opt_v = adam([p for p in value.parameters() if p.requires_grad], cfg.value_lr, cfg)
-        policy, value, opt_p, opt_v = acc.prepare(policy, value, opt_p, opt_v)
-        self.models = {"policy": policy, "value": value}
-        self.optimizers = {"policy": opt_p, "value": opt_v}
-        # Schedulers stay unprepared: accelerate would step them once per process.
-        self.schedulers = {n: cosine_with_warmup(o, total_updates, cfg.warmup_ratio) for n, o in self.optimizers.items()}
+        both = dist.PolicyAndValue(policy, dist.train_mode(value))
+        # One module, one AdamW with a group per model: what FSDP2 and DeepSpeed can prepare (see distributed.py).
+        self.prepare_trainable("policy_value", both, {"policy": (policy, cfg.learning_rate), "value": (value, cfg.value_lr)}, total_updates)
 
     def losses(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """(L_V, L_pi + alpha * L_reg, metrics) of one batch."""
         cfg = self.cfg
-        policy, value = self.models["policy"], self.models["value"]
-        logits = policy(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
+        out, values = self.models["policy_value"](b["input_ids"], b["attention_mask"])
+        logits = out.logits
         logp = token_logprobs(logits, b["input_ids"])
-        values = value(b["input_ids"], b["attention_mask"])
         mask, rewards, ref = b["mask"], b["rewards"], b["ref_logp"]
         if cfg.loss_level == "token":
             states = mask
@@ -91,24 +89,31 @@ class OREOTrainer(Trainer):
         return metrics
 
     def save_models(self, out: Path) -> None:
-        self.save_policy(out)
-        value = self.acc.unwrap_model(self.models["value"])
-        ValueModel(merged(value.backbone), value.head).save_pretrained(out / "value", tokenizer=self.tokenizer)
+        weights = self.gathered_weights()  # collective: every rank
+        self.save_policy(out, weights)
+        if not self.acc.is_main_process:
+            return
+        value = self.acc.unwrap_model(self.models["policy_value"]).value
+        if self.cfg.lora_r > 0:
+            backbone = merged(value.backbone)
+            weights = {f"value.backbone.{k}": v for k, v in backbone.state_dict().items()} | {"value.head.weight": value.head.weight}
+        dist.save_causal_lm(value.config, dist.sub_state_dict(weights, "value.backbone."), out / "value", dtype=save_dtype(self.cfg), base=True)
+        write_value_head(out / "value", weights["value.head.weight"], int(value.config.hidden_size), tokenizer=self.tokenizer)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
         """Mean V over each training episode's action states: successes should sit above failures after training."""
-        value = self.acc.unwrap_model(self.models["value"])
-        value.eval()
+        model = self.models["policy_value"]  # called whole: under FSDP2 only the root's hooks gather the shards
+        model.eval()
         per_episode: list[tuple[bool, float]] = []
         for s in range(0, len(self.items), self.cfg.micro_batch_size):
             idx = list(range(s, min(s + self.cfg.micro_batch_size, len(self.items))))
             b = self.batch(idx)
-            v = value(b["input_ids"], b["attention_mask"])
+            _, v = model(b["input_ids"], b["attention_mask"], policy=False)
             m = b["mask"]
             means = (v * m).sum(-1) / m.sum(-1).clamp(min=1)
             per_episode += list(zip(b["success"].tolist(), means.tolist()))
-        value.train()
+        dist.train_mode(model)
         wins = [v for ok, v in per_episode if ok]
         fails = [v for ok, v in per_episode if not ok]
         out: dict[str, Any] = {"value_mean_success": _mean(wins), "value_mean_failure": _mean(fails)}

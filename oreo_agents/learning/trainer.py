@@ -9,6 +9,9 @@ Subclasses (``oreo.py``, ``baselines.py``) define which models train and the los
 
 The data order is a pure function of (seed, epoch), and checkpoints store the update count with the optimizer,
 scheduler and RNG states, so a killed run restarted with the same command ends exactly where an uninterrupted one would.
+
+Trained models hold fp32 master weights whatever the checkpoint's dtype (``--mixed-precision`` sets the compute dtype)
+and run in ``train()`` mode; every backend (DDP, FSDP2, DeepSpeed) prepares one module: see ``distributed.py``.
 """
 
 from __future__ import annotations
@@ -28,36 +31,14 @@ from oreo_agents.cli.console import console
 from oreo_agents.config import save_yaml
 from oreo_agents.errors import OreoError
 from oreo_agents.learning import data as D
+from oreo_agents.learning import distributed as dist
 from oreo_agents.learning.config import REF_CACHE_AUTO_GB, REF_CACHE_MAX_GB, TrainConfig
 from oreo_agents.learning.metrics import MetricsLog, Panel, plot_metrics
 from oreo_agents.learning.models import PRESETS, load_policy, load_tokenizer, resolve_model
 
 
-def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``model`` that never trains (pi_ref for the exact KL when it is recomputed per micro-batch)."""
-    import copy
-
-    ref = copy.deepcopy(model).eval()
-    ref.requires_grad_(False)
-    return ref
-
-
 def make_accelerator(cfg: TrainConfig):
-    import logging
-
-    from accelerate import Accelerator
-
-    # accelerate warns on every checkpoint that tied embeddings are stored once; that is expected, not news.
-    logging.getLogger("accelerate").setLevel(logging.ERROR)
-    mp = cfg.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    # Launched with several processes on a machine without a GPU (`accelerate launch --multi_gpu` runs torchrun):
-    # accelerate needs cpu=True to pick gloo DDP instead of silently running N independent copies.
-    import os
-
-    cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return Accelerator(mixed_precision=mp, cpu=cpu)
+    return dist.make_accelerator(cfg.mixed_precision)
 
 
 def adam(params: Any, lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -98,7 +79,11 @@ class Trainer:
         self.models: dict[str, torch.nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
-        self.ref: D.RefCache | None = None
+        self.ref: D.RefCache | dist.ShardedRefCache | None = None
+        self.ref_model: torch.nn.Module | None = None
+        self.backend = "ddp"  # set by prepare_trainable: ddp (also one process), fsdp2 or deepspeed
+        self.group_names: list[str] = []  # the optimizer's parameter groups: "policy" (and "value")
+        self.clip_groups: dict[str, list[torch.nn.Parameter]] = {}
 
     # --- hooks ---------------------------------------------------------------------------------------------------------
     def setup_models(self, total_updates: int) -> None:
@@ -127,15 +112,24 @@ class Trainer:
         self.items = D.encode_episodes(self.rows, self.tokenizer, max_length=cfg.max_length)
         self.pad_id = int(self.tokenizer.pad_token_id)
 
-    def build_ref_cache(self, policy: torch.nn.Module) -> None:
+    def load_reference(self) -> torch.nn.Module:
+        """pi_ref, frozen, in the checkpoint's own dtype, whole on every rank (never handed to FSDP/DeepSpeed)."""
+        with dist.real_weights_everywhere():
+            ref = load_policy(self.model_path, trust_remote_code=self.cfg.trust_remote_code)
+        ref.requires_grad_(False)
+        return ref.eval().to(self.acc.device)
+
+    def build_ref_cache(self) -> None:
         """Cache pi_ref's log-probs of the recorded tokens and, for the exact KL, its whole distributions at action
-        states, or keep pi_ref at hand to recompute those per micro-batch when they would not fit (``--ref-distributions``)."""
+        states, or keep pi_ref at hand to recompute those per micro-batch when they would not fit (``--ref-distributions``).
+        Every rank computes its share of the cache."""
         self.ref, self.ref_model = None, None
         if not self.needs_ref:
             return
+        reference = self.load_reference()
         full = self.needs_full_ref and self.cfg.kl_alpha > 0
         if full:
-            vocab = int(policy.get_output_embeddings().weight.shape[0])
+            vocab = int(reference.get_output_embeddings().weight.shape[0])
             n = sum(sum(it["action_mask"][1:]) for it in self.items)
             gb = n * vocab * 2 / 1e9
             mode = self.cfg.ref_distributions
@@ -146,16 +140,18 @@ class Trainer:
                                 "use --ref-distributions online, lower --max-length, or --alpha 0")
             if mode == "online":
                 full = False
-                # LoRA: pi_ref is the base model, i.e. the policy with its adapters switched off; else a frozen copy.
-                self.ref_model = None if self.cfg.lora_r > 0 else frozen_copy(policy).to(self.acc.device)
+                # LoRA: pi_ref is the base model, i.e. the policy with its adapters switched off; else the frozen copy.
+                self.ref_model = None if self.cfg.lora_r > 0 else reference
                 console.print(f"exact KL: pi_ref's distributions recomputed per micro-batch (a cache would take {gb:.1f} GB)")
         from rich.progress import Progress
 
-        with self.acc.main_process_first(), Progress(console=console, transient=True, disable=not self.acc.is_main_process) as progress:
-            self.ref = D.RefCache.build(
-                policy.to(self.acc.device), self.model_path, self.items, self.out / "ref_cache",
+        with Progress(console=console, transient=True, disable=not self.acc.is_main_process) as progress:
+            self.ref = dist.build_ref_cache(
+                self.acc, reference, self.model_path, self.items, self.out / "ref_cache",
                 pad_id=self.pad_id, full=full, batch_size=self.cfg.micro_batch_size, progress=progress,
             )  # fmt: skip
+        if self.ref_model is None:
+            del reference  # only the cache is needed from here on
 
     def batch(self, idx: list[int]) -> dict[str, torch.Tensor]:
         b = D.collate([self.items[i] for i in idx], pad_id=self.pad_id, ref=self.ref)
@@ -170,7 +166,7 @@ class Trainer:
         if self.ref_model is not None:
             model, adapters_off = self.ref_model, contextlib.nullcontext()
         else:
-            model = self.acc.unwrap_model(self.models["policy"])
+            model = self.policy_module()
             adapters_off = model.disable_adapter()
         with torch.no_grad(), adapters_off, self.acc.autocast():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
@@ -237,9 +233,8 @@ class Trainer:
                 tokens = float(acc.reduce(torch.tensor(rec.pop("tokens", 0.0), device=acc.device), reduction="sum"))
                 rec = {k: float(acc.reduce(torch.tensor(v, device=acc.device), reduction="mean")) for k, v in sorted(rec.items())}
                 rec.update(step=step, epoch=round(step / updates_per_epoch, 4), tokens_per_s=tokens / (time.perf_counter() - t0))
-                rec["lr"] = self.schedulers["policy"].get_last_lr()[0]
-                if "value" in self.schedulers:
-                    rec["lr_v"] = self.schedulers["value"].get_last_lr()[0]
+                for name, lr in zip(self.group_names, next(iter(self.schedulers.values())).get_last_lr()):
+                    rec["lr" + _suffix(name)] = lr
                 if log is not None:
                     log.write(rec)
                 panel.update(rec)
@@ -254,30 +249,37 @@ class Trainer:
         totals: dict[str, float] = {}
         for m, mb in enumerate(micro):
             weight = len(mb) / max(len(idx), 1)
+            last = m == len(micro) - 1
+            # accelerate's DeepSpeed backward steps the engine whenever sync_gradients is set: only on the last.
+            acc.sync_gradients = last
             with contextlib.ExitStack() as stack:
-                if m < len(micro) - 1:
+                if not last and self.backend == "ddp":  # FSDP2 reduce-scatters every micro-batch: grads stay sharded
                     for model in self.models.values():
                         stack.enter_context(acc.no_sync(model))
                 metrics = self.micro_step(mb, weight)
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0.0) + (v if k == "tokens" else v * weight)
-        for name, model in self.models.items():
-            norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            totals[f"grad_norm{'' if name == 'policy' else '_' + name[0]}"] = float(norm)
-        # Value first, then policy: the policy loss already used the values from before this value step.
-        for name in sorted(self.optimizers, key=lambda n: n != "value"):
-            self.optimizers[name].step()
+        if self.backend == "deepspeed":
+            # The engine clipped (jointly over both models, `gradient_clipping`) and stepped inside the last backward.
+            norm = acc.clip_grad_norm_([], cfg.max_grad_norm)
+            totals["grad_norm"] = float(norm) if norm is not None else float("nan")
+        else:
+            for name, params in self.clip_groups.items():  # each model clipped on its own, as in the paper
+                totals["grad_norm" + _suffix(name)] = float(acc.clip_grad_norm_(params, cfg.max_grad_norm))
+        for name, opt in self.optimizers.items():
+            opt.step()
             self.schedulers[name].step()
-            self.optimizers[name].zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
         return totals
 
     def finish(self, log: MetricsLog | None) -> dict[str, Any]:
         acc = self.acc
         acc.wait_for_everyone()
-        summary: dict[str, Any] = {"algo": self.algo, "episodes": len(self.items), "model": str(self.model_path), "processes": acc.num_processes}
+        summary: dict[str, Any] = {"algo": self.algo, "episodes": len(self.items), "model": str(self.model_path),
+                                   "processes": acc.num_processes, "backend": self.backend}  # fmt: skip
         summary.update(self.evaluate())
+        self.save_models(self.out)  # every rank: sharded weights are gathered collectively, the main process writes
         if acc.is_main_process:
-            self.save_models(self.out)
             records = log.read() if log is not None else []
             summary["updates"] = records[-1]["step"] if records else 0
             if self.cfg.plot:
@@ -290,17 +292,60 @@ class Trainer:
         """Extra end-of-run numbers for summary.json (OREO: how V separates successes from failures)."""
         return {}
 
+    # --- models --------------------------------------------------------------------------------------------------------
     def load_policy_for_training(self) -> torch.nn.Module:
-        policy = load_policy(self.model_path, trust_remote_code=self.cfg.trust_remote_code)
+        """The policy with fp32 master weights whatever the checkpoint's dtype, in train mode."""
+        policy = load_policy(self.model_path, dtype=torch.float32, trust_remote_code=self.cfg.trust_remote_code)
         if self.cfg.gradient_checkpointing:
-            policy.gradient_checkpointing_enable()
-            policy.config.use_cache = False
-        return policy
+            dist.enable_gradient_checkpointing(policy)
+        return dist.train_mode(policy)
 
-    def save_policy(self, out: Path) -> None:
-        policy = merged(self.acc.unwrap_model(self.models["policy"]))
-        policy.save_pretrained(out / "policy")
+    def prepare_trainable(self, name: str, model: torch.nn.Module, groups: dict[str, tuple[torch.nn.Module, float]], total_updates: int) -> None:
+        """One AdamW over ``groups`` (name -> (submodule, lr)), prepared with ``model`` by accelerate; one cosine schedule
+        (each group keeps its own peak lr); one clipping group per named submodule."""
+        cfg, acc = self.cfg, self.acc
+        self.backend = dist.check_backend(acc, lora=cfg.lora_r > 0)
+        param_groups = [{"params": [p for p in sub.parameters() if p.requires_grad], "lr": lr} for sub, lr in groups.values()]
+        opt = adam(param_groups, cfg.learning_rate, cfg)
+        model, opt = dist.prepare(acc, model, opt, micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm)
+        self.models, self.optimizers = {name: model}, {name: opt}
+        # Schedulers stay unprepared: accelerate would step them once per process.
+        self.schedulers = {name: cosine_with_warmup(opt, total_updates, cfg.warmup_ratio)}
+        self.group_names = list(groups)
+        # After prepare the groups hold the parameters the backend trains (FSDP2: the sharded DTensors).
+        self.clip_groups = {g: list(pg["params"]) for g, pg in zip(groups, opt.param_groups)}
+
+    def policy_module(self) -> torch.nn.Module:
+        inner = self.acc.unwrap_model(next(iter(self.models.values())))
+        return inner.policy if isinstance(inner, dist.PolicyAndValue) else inner
+
+    def gathered_weights(self) -> dict[str, torch.Tensor]:
+        """Full fp32 state dict of the trained module on the main process ({} elsewhere); collective."""
+        if self.cfg.lora_r > 0:
+            return {}  # LoRA (DDP only): the adapters are merged from the live model instead
+        return dist.full_state_dict(self.acc, next(iter(self.models.values())))
+
+    def save_policy(self, out: Path, weights: dict[str, torch.Tensor]) -> None:
+        """``out/policy`` as a plain HF folder in ``--save-dtype`` (main process only)."""
+        if not self.acc.is_main_process:
+            return
+        policy = self.policy_module()
+        if self.cfg.lora_r > 0:
+            policy = merged(policy)
+            weights = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
+        elif isinstance(self.acc.unwrap_model(next(iter(self.models.values()))), dist.PolicyAndValue):
+            weights = dist.sub_state_dict(weights, "policy.")
+        dist.save_causal_lm(policy.config, weights, out / "policy", dtype=save_dtype(self.cfg))
         self.tokenizer.save_pretrained(out / "policy")
         for marker in ("oreo_tiny.json",):  # keep the tokenizer-loading hint of from-scratch models
             if (self.model_path / marker).is_file():
                 shutil.copy(self.model_path / marker, out / "policy" / marker)
+
+
+def save_dtype(cfg: TrainConfig) -> torch.dtype:
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.save_dtype]
+
+
+def _suffix(group: str) -> str:
+    """Metric-name suffix of a parameter group: '' for the policy, '_v' for the value model."""
+    return "" if group == "policy" else "_" + group[0]
