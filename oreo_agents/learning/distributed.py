@@ -107,7 +107,7 @@ def prepare(acc, model: nn.Module, optimizer: torch.optim.Optimizer, *, micro_ba
         ds["train_micro_batch_size_per_gpu"] = micro_batch_size
         ds["gradient_accumulation_steps"] = 1
         ds["gradient_clipping"] = max_grad_norm
-        ds.pop("train_batch_size", None)  # accelerate recomputes it from the two values above
+        ds["train_batch_size"] = "auto"  # accelerate fills micro x gas x processes (accelerator.py, _prepare_deepspeed)
     return acc.prepare(model, optimizer)
 
 
