@@ -1,0 +1,282 @@
+"""GPU check of the learner and the HF generation backend on a random Qwen2.5-1.5B-shaped bf16 checkpoint.
+
+    bash benchmarks/gpu_check.sh            # one H200: <= 8 minutes
+    SMALL=1 bash benchmarks/gpu_check.sh    # the same code paths at a tiny size, on CPU too (CI runs this)
+
+Prints, for OREO with the paper's recipe (bf16 autocast, fp32 masters, lr 5e-6, Adam(0.9, 0.95), clip 1.0,
+micro-batch 2 x 4096 tokens, gradient checkpointing, exact KL with pi_ref recomputed online):
+s/update, tokens/s, MFU, peak memory, the share of policy weights changed after 2 updates, whether activation
+checkpointing ran; the same under ``configs/accelerate/fsdp.yaml`` (and ``deepspeed-zero2.yaml`` where deepspeed is
+installed) on 1 process; then the HF backend's generation tokens/s at batch 1 and 64. A section whose package or
+hardware is missing prints ``SKIP <section>: <reason>``. No data or model is downloaded: the checkpoint is random and
+the episodes synthetic (ALFWorld-shaped: observations and replies alternating, ~25% reply tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Qwen2.5-1.5B (config.json of the release), and a tiny model of the same architecture for SMALL runs.
+QWEN_1_5B = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                 num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1000000.0, tie_word_embeddings=True)  # fmt: skip
+SMALL_MODEL = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2, max_position_embeddings=1024, rope_theta=10000.0, tie_word_embeddings=True)  # fmt: skip
+H200_BF16_FLOPS = 989e12  # dense bf16 tensor-core peak (NVIDIA H200 SXM datasheet)
+
+
+def build_checkpoint(out: Path, shape: dict, device: str) -> Path:
+    """A random bf16 Qwen2 checkpoint (``"dtype": "bfloat16"``, as every release ships) + a word-level tokenizer whose
+    vocabulary covers every id, so decoding random samples works."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    from oreo_agents.learning.models import quiet_transformers
+
+    quiet_transformers()
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2} | {f"w{i}": i for i in range(3, shape["vocab_size"])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    config = Qwen2Config(**shape, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(out)
+    fast.save_pretrained(out)
+    (out / "oreo_tiny.json").write_text(json.dumps({"preset": "gpu-check"}))  # load the tokenizer as saved
+    return out
+
+
+def synthetic_items(n: int, length: int, vocab: int, seed: int = 0) -> list[dict]:
+    """Episodes of ``length`` tokens: a 200-token prompt, then (36-token reply, 100-token observation) turns."""
+    import random
+
+    rng = random.Random(seed)
+    items = []
+    for i in range(n):
+        ids = [rng.randrange(3, vocab) for _ in range(length)]
+        act, steps = [0] * length, [-1] * length
+        pos, k = min(200, length // 4), 0
+        while pos < length:
+            end = min(pos + 36, length)
+            act[pos:end] = [1] * (end - pos)
+            steps[pos:end] = [k] * (end - pos)
+            pos, k = end + 100, k + 1
+        items.append(dict(index=i, input_ids=ids, action_mask=act, step_ids=steps, reward=float(i % 2), success=bool(i % 2), task_id=f"t{i}"))
+    return items
+
+
+def train_flops_per_token(shape: dict, seq: int) -> float:
+    """Model FLOPs per token of one OREO micro-batch (recompute excluded, as MFU counts): policy and value forward +
+    backward (6 N each; the value model has no LM head), pi_ref forward (2 N), causal attention 6 L d T (train) /
+    2 L d T (forward)."""
+    d, L, V, ff = shape["hidden_size"], shape["num_hidden_layers"], shape["vocab_size"], shape["intermediate_size"]
+    kv = d * shape["num_key_value_heads"] // shape["num_attention_heads"]
+    layer = 2 * d * d + 2 * d * kv + 3 * d * ff
+    body, head = L * layer, d * V
+    attn_train, attn_fwd = 6 * L * d * seq, 2 * L * d * seq
+    return 6 * (body + head) + attn_train + 6 * body + attn_train + 2 * (body + head) + attn_fwd
+
+
+def count_checkpointed_calls(model) -> list[int]:
+    """Wrap every layer's checkpoint function with a counter (transformers binds it at enable time)."""
+    counter = [0]
+    for m in model.modules():
+        fn = getattr(m, "_gradient_checkpointing_func", None)
+        if getattr(m, "gradient_checkpointing", False) and fn is not None:
+            def counted(*a, _fn=fn, **k):
+                counter[0] += 1
+                return _fn(*a, **k)
+
+            m._gradient_checkpointing_func = counted
+    return counter
+
+
+def run_train(args, model_dir: Path, out: Path) -> dict:
+    """Two OREO updates of the paper recipe on synthetic episodes; returns the measurements."""
+    import torch
+    from safetensors.torch import load_file
+
+    from oreo_agents.learning import distributed as dist
+    from oreo_agents.learning.baselines import make_trainer
+    from oreo_agents.learning.config import TrainConfig
+    from oreo_agents.learning.models import load_tokenizer
+
+    shape = SMALL_MODEL if args.small else QWEN_1_5B
+    cfg = TrainConfig(algo="oreo", model=str(model_dir), out=str(out), batch_size=args.batch, micro_batch_size=2,
+                      max_length=args.seq, learning_rate=5e-6, value_learning_rate=5e-6, gradient_checkpointing=True,
+                      ref_distributions="online", mixed_precision="auto", plot=False)  # fmt: skip
+    tr = make_trainer(cfg)
+    tr.model_path, tr.tokenizer = model_dir, load_tokenizer(model_dir)
+    tr.pad_id = int(tr.tokenizer.pad_token_id)
+    tr.items = synthetic_items(args.batch * 2, args.seq, shape["vocab_size"])
+    cuda = torch.cuda.is_available()
+    t_setup = time.perf_counter()
+    tr.setup_models(10)
+    t_setup = time.perf_counter() - t_setup
+    model = next(iter(tr.models.values()))
+    calls = count_checkpointed_calls(tr.acc.unwrap_model(model))
+    start = {k: v for k, v in load_file(str(model_dir / "model.safetensors")).items()}
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    times, tokens = [], []
+    for step in range(2):
+        t0 = time.perf_counter()
+        rec = tr.one_update(tr.update_indices(step, 2)[1])
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+        tokens.append(rec["tokens"])
+    micro = -(-args.batch // 2) // tr.acc.num_processes
+    weights = dist.sub_state_dict(dist.full_state_dict(tr.acc, model), "policy.")
+    changed = total = 0
+    for k, v in start.items():
+        if k in weights:
+            changed += int((weights[k].float() != v.float()).sum())
+            total += v.numel()
+    tok_s = tokens[-1] / times[-1]
+    res = {
+        "backend": tr.backend, "processes": tr.acc.num_processes, "mixed_precision": tr.acc.mixed_precision,
+        "setup_s": round(t_setup, 1), "s_per_update": round(times[-1], 3), "first_update_s": round(times[0], 3),
+        "updates_timed": 1, "batch": args.batch, "seq": args.seq, "tokens_per_s": round(tok_s, 1),
+        "weights_changed": round(changed / max(total, 1), 4),
+        "master_dtype": str(next(p for p in model.parameters()).dtype),
+        "checkpointed_layer_calls_per_update": calls[0] // 2,
+        "expected_checkpointed_calls": 2 * shape["num_hidden_layers"] * micro,
+        "loss_v": rec.get("loss_v"), "grad_norm": rec.get("grad_norm"),
+    }  # fmt: skip
+    if cuda:
+        res["peak_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 2)
+        res["mfu"] = round(tok_s * train_flops_per_token(shape, args.seq) / H200_BF16_FLOPS, 4)
+    return res
+
+
+def run_generation(args, model_dir: Path) -> dict:
+    import random
+
+    import torch
+
+    from oreo_agents.learning.models import load_policy, load_tokenizer
+    from oreo_agents.policies.generation import HFBackend, SamplingParams
+
+    cuda = torch.cuda.is_available()
+    model = load_policy(model_dir, dtype=torch.bfloat16 if cuda else torch.float32, device="cuda" if cuda else "cpu")
+    backend = HFBackend(model, load_tokenizer(model_dir), max_batch_size=64, prefix_cache_mb=0)
+    vocab = model.config.vocab_size
+    rng = random.Random(0)
+    params = SamplingParams(temperature=1.0, max_new_tokens=args.new_tokens, seed=0)
+    out = {}
+    for batch in (1, 64):
+        for timed in (False, True):  # a warm-up call first (kernels, allocator); fresh prompts each call
+            prompts = [[rng.randrange(3, vocab) for _ in range(args.prompt)] for _ in range(batch)]
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            done = backend.generate(prompts, params)
+            if cuda:
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+        n = sum(len(c[0].token_ids) for c in done)
+        out[f"batch_{batch}"] = {"tokens_per_s": round(n / dt, 1), "new_tokens": n, "seconds": round(dt, 2)}
+    return out
+
+
+def launch_worker(config: str, args, model_dir: Path, out: Path) -> dict:
+    """This script as one ``accelerate launch`` process under ``config``; its result comes back as a JSON line."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / config), "--num_processes", "1",
+           "--main_process_port", str(29600 + os.getpid() % 300), __file__, "--worker", "--model-dir", str(model_dir),
+           "--out", str(out), "--batch", str(args.batch), "--seq", str(args.seq)] + (["--small"] if args.small else [])  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.worker_timeout)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
+    raise RuntimeError(f"{config} failed (exit {done.returncode}):\n" + "\n".join(tail))
+
+
+def show(name: str, res: dict) -> None:
+    print(f"== {name}")
+    for k, v in res.items():
+        print(f"   {k}: {v}")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--small", action="store_true", default=os.environ.get("SMALL") == "1", help="tiny model and sizes (CPU/CI)")
+    ap.add_argument("--sections", default="train,fsdp,deepspeed,generate")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model-dir", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=0, help="trajectories per update (default 4: two micro-batches of 2)")
+    ap.add_argument("--seq", type=int, default=0, help="tokens per trajectory (default 4096; SMALL 128)")
+    ap.add_argument("--prompt", type=int, default=0, help="generation prompt tokens (default 512; SMALL 16)")
+    ap.add_argument("--new-tokens", type=int, default=0, help="generated tokens per row (default 128; SMALL 8)")
+    ap.add_argument("--worker-timeout", type=int, default=300)
+    args = ap.parse_args()
+    args.batch = args.batch or 4
+    args.seq = args.seq or (128 if args.small else 4096)
+    args.prompt = args.prompt or (16 if args.small else 512)
+    args.new_tokens = args.new_tokens or (8 if args.small else 128)
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    if args.worker:
+        print("RESULT " + json.dumps(run_train(args, Path(args.model_dir), Path(args.out))), flush=True)
+        return
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.small:
+        print("SKIP full size: no CUDA GPU here (SMALL=1 runs the same code paths at a tiny size)")
+        return
+    import accelerate
+    import transformers
+
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, accelerate {accelerate.__version__}, "
+          f"device {torch.cuda.get_device_name() if cuda else 'cpu'}, size {'SMALL' if args.small else 'Qwen2.5-1.5B shape'}")  # fmt: skip
+    sections = set(args.sections.split(","))
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model_dir = build_checkpoint(tmp / "model", SMALL_MODEL if args.small else QWEN_1_5B, "cuda" if cuda else "cpu")
+        if "train" in sections:
+            show("OREO, one process (paper recipe)", run_train(args, model_dir, tmp / "train"))
+        if "fsdp" in sections:
+            try:
+                show("OREO under configs/accelerate/fsdp.yaml, 1 process", launch_worker("configs/accelerate/fsdp.yaml", args, model_dir, tmp / "fsdp"))
+            except RuntimeError as exc:
+                print(f"FAIL fsdp: {exc}")
+        if "deepspeed" in sections:
+            if importlib.util.find_spec("deepspeed") is None:
+                print("SKIP deepspeed: the deepspeed package is not installed")
+            elif not cuda:
+                print("SKIP deepspeed: needs a CUDA GPU")
+            else:
+                try:
+                    show("OREO under configs/accelerate/deepspeed-zero2.yaml, 1 process",
+                         launch_worker("configs/accelerate/deepspeed-zero2.yaml", args, model_dir, tmp / "ds"))
+                except RuntimeError as exc:
+                    print(f"FAIL deepspeed: {exc}")
+        if "generate" in sections:
+            show(f"HF backend generation ({args.prompt}-token prompts, {args.new_tokens} new tokens, sampling)", run_generation(args, model_dir))
+    print(f"total {time.perf_counter() - t_all:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
