@@ -1,6 +1,6 @@
 """GPU memory of the paper's OREO recipe, estimated on CPU from measured activation sizes.
 
-    python benchmarks/memory_estimate.py            # Qwen2.5-1.5B widths, 1 and 2 layers, 2 x 256 tokens, ~3 minutes
+    python benchmarks/memory_estimate.py            # Qwen2.5-1.5B widths, 1 and 2 layers, 2 x 128 tokens, ~5 minutes
 
 What autograd saves for backward in one OREO micro-batch (policy + value forward, pi_ref recomputed online, the exact
 KL) is measured with ``torch.autograd.graph.saved_tensors_hooks`` on models of the real widths (hidden 1536, MLP 8960,
@@ -63,12 +63,14 @@ def measure(layers: int, seq: int, gc: bool, tmp: Path) -> int:
     tr.pad_id = 0
     tr.items = synthetic_items(2, seq, shape["vocab_size"])
     tr.setup_models(1)
-    return saved_bytes(tr, [0, 1])
+    n = saved_bytes(tr, [0, 1])
+    print(f"  measured {layers} layer(s), checkpointing {gc}: {n / 1e6:.1f} MB", flush=True)
+    return n
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seq", type=int, default=256, help="tokens per sequence measured on CPU")
+    ap.add_argument("--seq", type=int, default=128, help="tokens per sequence measured on CPU")
     ap.add_argument("--target-seq", type=int, default=4096)
     ap.add_argument("--micro", type=int, default=2)
     args = ap.parse_args()

@@ -152,3 +152,62 @@ def test_fsdp2_two_cpu_processes_match_one_process(mixed_dataset: Path, tmp_path
         a, b = _weights(tmp_path / "one" / part), _weights(tmp_path / "two" / part)
         assert a.keys() == b.keys() and all(v.dtype == torch.float32 for v in b.values())
         assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a), part
+
+
+class FakeDeepSpeedEngine:
+    """Stand-in for ``deepspeed.runtime.engine.DeepSpeedEngine`` (0.18.2): the four methods accelerate 1.16's
+    ``DeepSpeedEngineWrapper`` and ``Accelerator.clip_grad_norm_`` call, with the same names and arguments."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def set_gradient_accumulation_boundary(self, is_boundary):
+        self.calls.append(("boundary", is_boundary))
+
+    def backward(self, loss, **kwargs):
+        loss.backward()
+        self.calls.append(("backward",))
+
+    def step(self):
+        self.calls.append(("step",))
+
+    def get_global_grad_norm(self):
+        return 1.5
+
+
+def test_deepspeed_engine_steps_once_per_update(mixed_dataset: Path, tmp_path: Path, monkeypatch):
+    """accelerate's DeepSpeed backward steps the engine whenever ``sync_gradients`` is set: the trainer sets it on the
+    last micro-batch only, so 4 micro-batches give one engine step (not four) and the norm comes from the engine."""
+    from accelerate.utils import DistributedType
+    from accelerate.utils.deepspeed import DeepSpeedEngineWrapper
+
+    trainer = make_trainer(cfg(mixed_dataset, tmp_path / "run", tmp_path / "cache", algo="sft", micro_batch_size=1))
+    trainer.prepare_data()
+    trainer.setup_models(10)
+    engine = FakeDeepSpeedEngine()
+    trainer.acc.deepspeed_engine_wrapped = DeepSpeedEngineWrapper(engine)
+    monkeypatch.setattr(type(trainer.acc), "distributed_type", property(lambda self: DistributedType.DEEPSPEED))
+    trainer.backend = "deepspeed"
+    rec = trainer.one_update([0, 1, 2, 3])
+    assert engine.calls == [("boundary", False), ("backward",)] * 3 + [("boundary", True), ("backward",), ("step",)]
+    assert rec["grad_norm"] == 1.5
+
+
+def test_deepspeed_prepare_sets_what_the_engine_needs():
+    """No dataloader goes through ``prepare``, so accelerate cannot infer the micro-batch size ("requires you to pass at
+    least one of training or evaluation dataloaders"): the trainer writes it, gas 1 and its clipping norm."""
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from oreo_agents.learning import distributed as dist
+
+    ds_config = {"train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": 4,
+                 "gradient_clipping": 1.0}  # fmt: skip
+    seen = []
+    acc = SimpleNamespace(distributed_type=DistributedType.DEEPSPEED, state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(deepspeed_config=ds_config)),
+                          prepare=lambda *objs: seen.append(objs) or objs)  # fmt: skip
+    model, opt = torch.nn.Linear(2, 2), None
+    assert dist.prepare(acc, model, opt, micro_batch_size=2, max_grad_norm=0.5) == (model, opt)
+    assert ds_config == {"train_batch_size": "auto", "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1,
+                         "gradient_clipping": 0.5}  # fmt: skip
