@@ -1,6 +1,6 @@
 """GPU memory of the paper's OREO recipe, estimated on CPU from measured activation sizes.
 
-    python benchmarks/memory_estimate.py            # Qwen2.5-1.5B widths, 1 and 2 layers, 2 x 128 tokens, ~5 minutes
+    python benchmarks/memory_estimate.py            # Qwen2.5-1.5B widths, 1 and 2 layers, 2 x 32 tokens, a few minutes
 
 What autograd saves for backward in one OREO micro-batch (policy + value forward, pi_ref recomputed online, the exact
 KL) is measured with ``torch.autograd.graph.saved_tensors_hooks`` on models of the real widths (hidden 1536, MLP 8960,
@@ -70,7 +70,7 @@ def measure(layers: int, seq: int, gc: bool, tmp: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seq", type=int, default=128, help="tokens per sequence measured on CPU")
+    ap.add_argument("--seq", type=int, default=32, help="tokens per sequence measured on CPU (this CPU has no native bf16: keep it short)")
     ap.add_argument("--target-seq", type=int, default=4096)
     ap.add_argument("--micro", type=int, default=2)
     args = ap.parse_args()

@@ -197,10 +197,10 @@ def full_state_dict(acc, model: nn.Module) -> dict[str, torch.Tensor]:
                 sd[pname] = (full if full is not None else p.detach()).float().cpu()
         if not acc.is_main_process:
             return {}
-        params = dict(inner.named_parameters())
-        for key, value in inner.state_dict().items():  # buffers, and tied names named_parameters() lists once
+        every_name = dict(inner.named_parameters(remove_duplicate=False))
+        for key, value in inner.state_dict().items():  # tied names (named_parameters() lists them once), buffers
             if key not in sd:
-                sd[key] = value.detach().cpu() if key not in params else sd.get(_tied_source(inner, key), value).cpu()
+                sd[key] = sd[_tied_source(inner, key)] if key in every_name else value.detach().cpu()
         return sd
     return {k: v.detach().cpu() for k, v in inner.state_dict().items()} if acc.is_main_process else {}
 

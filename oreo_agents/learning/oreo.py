@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
+from oreo_agents.learning import distributed as dist
 from oreo_agents.learning import losses as L
 from oreo_agents.learning.data import token_logprobs
-from oreo_agents.learning import distributed as dist
 from oreo_agents.learning.models import ValueModel, is_value_dir, write_value_head
 from oreo_agents.learning.trainer import Trainer, apply_lora, merged, save_dtype
 

@@ -211,3 +211,37 @@ def test_deepspeed_prepare_sets_what_the_engine_needs():
     assert dist.prepare(acc, model, opt, micro_batch_size=2, max_grad_norm=0.5) == (model, opt)
     assert ds_config == {"train_batch_size": "auto", "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1,
                          "gradient_clipping": 0.5}  # fmt: skip
+
+
+def test_deepspeed_gather_writes_fp32_masters_with_tied_weights(monkeypatch, tmp_path: Path):
+    """``full_state_dict`` under DeepSpeed: one ``safe_get_full_fp32_param`` per parameter (a stand-in with the
+    signature of deepspeed 0.18.2's ``deepspeed/utils/tensor_fragment.py``: the fp32 master of a bf16 module param), the
+    tied LM head filled from the embedding's master, and the result saved as a plain HF folder."""
+    import types
+
+    from accelerate.utils import DistributedType
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from oreo_agents.learning import distributed as dist
+    from oreo_agents.learning.models import load_policy
+
+    masters: dict[int, torch.Tensor] = {}
+    fake = types.ModuleType("deepspeed.utils")
+    fake.safe_get_full_fp32_param = lambda p: masters[id(p)]
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=2, tie_word_embeddings=True)  # fmt: skip
+    model = LlamaForCausalLM(config).to(torch.bfloat16)  # what DeepSpeed's bf16 engine holds
+    for p in model.parameters():
+        masters[id(p)] = p.detach().float() + 1e-4  # the optimizer's fp32 copy, finer than bf16 can say
+    acc = types.SimpleNamespace(distributed_type=DistributedType.DEEPSPEED, is_main_process=True, unwrap_model=lambda m: m)
+    with monkeypatch.context() as patch:  # only around the gather: other code probes whether deepspeed is installed
+        patch.setitem(sys.modules, "deepspeed", types.ModuleType("deepspeed"))
+        patch.setitem(sys.modules, "deepspeed.utils", fake)
+        sd = dist.full_state_dict(acc, model)
+    assert sd.keys() == model.state_dict().keys()
+    assert all(v.dtype == torch.float32 for v in sd.values())
+    assert torch.equal(sd["lm_head.weight"], sd["model.embed_tokens.weight"])
+    assert torch.equal(sd["model.norm.weight"], model.model.norm.weight.float() + 1e-4)
+    dist.save_causal_lm(config, sd, tmp_path / "policy", dtype=torch.float32)
+    reloaded = load_policy(tmp_path / "policy")
+    assert torch.equal(reloaded.model.embed_tokens.weight, sd["model.embed_tokens.weight"])
