@@ -36,7 +36,7 @@ SMALL_MODEL = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hi
 H200_BF16_FLOPS = 989e12  # dense bf16 tensor-core peak (NVIDIA H200 SXM datasheet)
 
 
-def build_checkpoint(out: Path, shape: dict, device: str) -> Path:
+def build_checkpoint(out: Path, shape: dict, device: str, dtype: str = "bfloat16") -> Path:
     """A random bf16 Qwen2 checkpoint (``"dtype": "bfloat16"``, as every release ships) + a word-level tokenizer whose
     vocabulary covers every id, so decoding random samples works."""
     import torch
@@ -54,7 +54,7 @@ def build_checkpoint(out: Path, shape: dict, device: str) -> Path:
     config = Qwen2Config(**shape, pad_token_id=0, bos_token_id=1, eos_token_id=2)
     torch.manual_seed(0)
     with torch.device(device):
-        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+        model = Qwen2ForCausalLM(config).to(getattr(torch, dtype))
     model.save_pretrained(out)
     fast.save_pretrained(out)
     (out / "oreo_tiny.json").write_text(json.dumps({"preset": "gpu-check"}))  # load the tokenizer as saved

@@ -1,15 +1,19 @@
 """GPU memory of the paper's OREO recipe, estimated on CPU from measured activation sizes.
 
-    python benchmarks/memory_estimate.py            # Qwen2.5-1.5B widths, 1 and 2 layers, 2 x 32 tokens, a few minutes
+    python benchmarks/memory_estimate.py            # Qwen2.5-1.5B widths, 1 and 2 layers, 2 x 32 tokens
 
 What autograd saves for backward in one OREO micro-batch (policy + value forward, pi_ref recomputed online, the exact
 KL) is measured with ``torch.autograd.graph.saved_tensors_hooks`` on models of the real widths (hidden 1536, MLP 8960,
-12/2 heads, vocab 151,936) with 1 and 2 decoder layers, bf16 autocast, with and without activation checkpointing. The
-difference gives the bytes per layer per token, the rest the per-token cost outside the layers (embeddings, LM head,
-log-probs, KL); both are scaled to 28 layers and a micro-batch of 2 x 4096 tokens. Weights, gradients and Adam states
-are counted from the parameter numbers (fp32 masters; pi_ref bf16). Transients (the gradient of the logits, the
-recompute of one layer) are not in the saved tensors and are estimated separately, so the GPU measurement of
-``gpu_check.sh`` is the number to trust once it exists.
+12/2 heads, vocab 151,936) with 1 and 2 decoder layers, with and without activation checkpointing. The difference gives
+the bytes per layer per token, the rest the per-token cost outside the layers (embeddings, LM head, log-probs, KL);
+both are scaled to 28 layers and a micro-batch of 2 x 4096 tokens.
+
+The measurement runs in fp32: this CPU has no bf16 matrix units (bf16 autocast ran the LM head at under 0.1 GFLOP/s).
+With fp32 master weights the residual stream stays fp32 under bf16 autocast as well, so what checkpointing keeps (each
+layer's input) is the same; without checkpointing, and for the LM-head side, bf16 autocast saves between half of the
+fp32 figure (matmul outputs in bf16) and all of it (norms and log-softmax in fp32): both bounds are printed. Weights,
+gradients and Adam states are counted from the parameter numbers (fp32 masters; pi_ref bf16), transients separately.
+The GPU measurement of ``gpu_check.sh`` is the number to trust once it exists.
 """
 
 from __future__ import annotations
@@ -55,9 +59,9 @@ def measure(layers: int, seq: int, gc: bool, tmp: Path) -> int:
     shape = dict(QWEN_1_5B, num_hidden_layers=layers)
     model_dir = tmp / f"m{layers}"
     if not model_dir.exists():
-        build_checkpoint(model_dir, shape, "cpu")
+        build_checkpoint(model_dir, shape, "cpu", dtype="float32")  # fp32 pi_ref too: bf16 matmuls crawl on this CPU
     cfg = TrainConfig(algo="oreo", model=str(model_dir), out=str(tmp / f"run{layers}{seq}{gc}"), batch_size=2, micro_batch_size=2,
-                      max_length=seq, gradient_checkpointing=gc, ref_distributions="online", mixed_precision="bf16", plot=False)  # fmt: skip
+                      max_length=seq, gradient_checkpointing=gc, ref_distributions="online", mixed_precision="no", plot=False)  # fmt: skip
     tr = make_trainer(cfg)
     tr.model_path, tr.tokenizer = model_dir, load_tokenizer(model_dir)
     tr.pad_id = 0
@@ -70,7 +74,7 @@ def measure(layers: int, seq: int, gc: bool, tmp: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seq", type=int, default=32, help="tokens per sequence measured on CPU (this CPU has no native bf16: keep it short)")
+    ap.add_argument("--seq", type=int, default=32, help="tokens per sequence measured on CPU")
     ap.add_argument("--target-seq", type=int, default=4096)
     ap.add_argument("--micro", type=int, default=2)
     args = ap.parse_args()
@@ -100,16 +104,22 @@ def main() -> None:
         "value fp32 weights + grads + Adam (16 B/param)": 16 * value / gb,
         "pi_ref bf16 weights (online exact KL)": 2 * policy / gb,
     }
-    # Transients beside the saved tensors: the logits' gradient (fp32 [tokens, V]) while the LM head backpropagates.
-    transient = 4 * tokens_gpu * V / gb
+    # Transients beside the saved tensors: autocast's bf16 copies of the weights while the forward runs (DDP; FSDP2
+    # casts layer by layer), and the fp32 gradient of the logits while the LM head backpropagates.
+    transient = {"autocast's bf16 weight copies during the forward (DDP)": 2 * (policy + value) / gb,
+                 "fp32 gradient of the logits [tokens, V]": 4 * tokens_gpu * V / gb}  # fmt: skip
     print(f"\nparams: policy {policy / 1e9:.3f} B, value {value / 1e9:.3f} B; micro-batch {args.micro} x {args.target_seq} tokens")
     print("| | checkpointing off | checkpointing on |\n|---|---|---|")
     for k, v in static.items():
         print(f"| {k} | {v:.1f} GB | {v:.1f} GB |")
-    print(f"| saved activations (measured per layer-token and per token, scaled) | {rows[False][2] / gb:.1f} GB | {rows[True][2] / gb:.1f} GB |")
-    print(f"| transient: fp32 gradient of the logits | {transient:.1f} GB | {transient:.1f} GB |")
-    total = {gc: sum(static.values()) + rows[gc][2] / gb + transient for gc in (False, True)}
-    print(f"| **estimated peak** | **{total[False]:.0f} GB** | **{total[True]:.0f} GB** |")
+    act = {gc: (rows[gc][2] / 2 / gb, rows[gc][2] / gb) for gc in (False, True)}
+    print(f"| saved activations, measured (fp32) and scaled; bf16 autocast: half to all | {act[False][0]:.1f}-{act[False][1]:.1f} GB | "
+          f"{act[True][0]:.1f}-{act[True][1]:.1f} GB |")  # fmt: skip
+    for k, v in transient.items():
+        print(f"| transient: {k} | {v:.1f} GB | {v:.1f} GB |")
+    base = sum(static.values()) + sum(transient.values())
+    print(f"| **estimated peak** | **{base + act[False][0]:.0f}-{base + act[False][1]:.0f} GB** | "
+          f"**{base + act[True][0]:.0f}-{base + act[True][1]:.0f} GB** |")
 
 
 if __name__ == "__main__":
