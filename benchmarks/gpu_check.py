@@ -61,21 +61,23 @@ def build_checkpoint(out: Path, shape: dict, device: str, dtype: str = "bfloat16
     return out
 
 
-def synthetic_items(n: int, length: int, vocab: int, seed: int = 0) -> list[dict]:
-    """Episodes of ``length`` tokens: a 200-token prompt, then (36-token reply, 100-token observation) turns."""
+def synthetic_items(n: int, length: int, vocab: int, seed: int = 0, turn: tuple[int, int, int] = (200, 36, 100)) -> list[dict]:
+    """Episodes of ``length`` tokens: a prompt, then (reply, observation) turns; ``turn`` = their token counts
+    (ALFWorld-like by default: ~26% reply tokens)."""
     import random
 
+    prompt, reply, obs = turn
     rng = random.Random(seed)
     items = []
     for i in range(n):
         ids = [rng.randrange(3, vocab) for _ in range(length)]
         act, steps = [0] * length, [-1] * length
-        pos, k = min(200, length // 4), 0
+        pos, k = min(prompt, length // 4), 0
         while pos < length:
-            end = min(pos + 36, length)
+            end = min(pos + reply, length)
             act[pos:end] = [1] * (end - pos)
             steps[pos:end] = [k] * (end - pos)
-            pos, k = end + 100, k + 1
+            pos, k = end + obs, k + 1
         items.append(dict(index=i, input_ids=ids, action_mask=act, step_ids=steps, reward=float(i % 2), success=bool(i % 2), task_id=f"t{i}"))
     return items
 

@@ -65,7 +65,8 @@ def measure(layers: int, seq: int, gc: bool, tmp: Path) -> int:
     tr = make_trainer(cfg)
     tr.model_path, tr.tokenizer = model_dir, load_tokenizer(model_dir)
     tr.pad_id = 0
-    tr.items = synthetic_items(2, seq, shape["vocab_size"])
+    # The same share of reply tokens as the 4096-token episodes (~26%): the exact KL's cost is per reply token.
+    tr.items = synthetic_items(2, seq, shape["vocab_size"], turn=(0, 1, 3)) if seq < 400 else synthetic_items(2, seq, shape["vocab_size"])
     tr.setup_models(1)
     n = saved_bytes(tr, [0, 1])
     print(f"  measured {layers} layer(s), checkpointing {gc}: {n / 1e6:.1f} MB", flush=True)
@@ -77,6 +78,7 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=32, help="tokens per sequence measured on CPU")
     ap.add_argument("--target-seq", type=int, default=4096)
     ap.add_argument("--micro", type=int, default=2)
+    ap.add_argument("--gpus", type=int, default=8, help="GPUs sharing the static memory under FSDP2 / ZeRO")
     args = ap.parse_args()
     import torch
 
@@ -117,9 +119,14 @@ def main() -> None:
           f"{act[True][0]:.1f}-{act[True][1]:.1f} GB |")  # fmt: skip
     for k, v in transient.items():
         print(f"| transient: {k} | {v:.1f} GB | {v:.1f} GB |")
+    sharded = 16 * (policy + value) / args.gpus / gb + 2 * policy / gb
+    print(f"| weights + grads + Adam sharded over {args.gpus} GPUs (FSDP2 full shard), + pi_ref | {sharded:.1f} GB | {sharded:.1f} GB |")
     base = sum(static.values()) + sum(transient.values())
     print(f"| **estimated peak** | **{base + act[False][0]:.0f}-{base + act[False][1]:.0f} GB** | "
           f"**{base + act[True][0]:.0f}-{base + act[True][1]:.0f} GB** |")
+    fsdp = sharded + transient["fp32 gradient of the logits [tokens, V]"]
+    print(f"| **estimated peak, FSDP2 over {args.gpus} GPUs** (layer-wise bf16 casts) | **{fsdp + act[False][0]:.0f}-{fsdp + act[False][1]:.0f} GB** | "
+          f"**{fsdp + act[True][0]:.0f}-{fsdp + act[True][1]:.0f} GB** |")
 
 
 if __name__ == "__main__":
