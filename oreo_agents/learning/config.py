@@ -71,6 +71,11 @@ class TrainConfig:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model folders with custom code (off: only trust code you have read)."})
     model_cache: str = field(default="", metadata={"help": "Where tiny/small/smollm2 models are built (default ~/.cache/oreo-agents/models)."})
     plot: bool = field(default=True, metadata={"help": "Write metrics.png at the end."})
+    trust_checkpoint_pickles: bool = field(
+        default=False,
+        metadata={"help": "Resume from a checkpoint in accelerate's pickle format (DeepSpeed runs, older oreo-agents runs): loading "
+                  "it runs any code planted in the run folder, so only for folders you made yourself."},
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):
