@@ -172,7 +172,7 @@ def encode(obj: Any, tensors: dict[str, torch.Tensor], path: str = "", _seen: di
         return obj
     if isinstance(obj, (np.integer, np.floating)):
         return obj.item()
-    raise OreoError(f"checkpoint: {path} holds a {type(obj).__name__}, which is not stored (only tensors and JSON values)")
+    raise OreoError(f"{path} holds a {type(obj).__name__}: a checkpoint stores only tensors and JSON values, never pickles")
 
 
 def decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -200,7 +200,10 @@ def write_component(folder: Path, name: str, obj: Any) -> None:
     from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
-    tree = encode(obj, tensors)
+    try:
+        tree = encode(obj, tensors)
+    except OreoError as exc:
+        raise OreoError(f"checkpoint {name}: {exc}") from None
     if tensors:
         _fsync_write(folder / f"{name}.safetensors", save(tensors))
     _fsync_write(folder / f"{name}.json", json.dumps({"tree": tree, "tensors": bool(tensors)}).encode())
