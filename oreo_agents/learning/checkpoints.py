@@ -154,10 +154,10 @@ def encode(obj: Any, tensors: dict[str, torch.Tensor], path: str = "", _seen: di
         if key in seen:
             return {"__tensor__": seen[key]}
         name = path or "tensor"
-        shares = any(k[0] == key[0] for k in seen if k) if key else False
+        shares = key is not None and key[0] in seen  # same storage, another view: stored as its own copy
         tensors[name] = t.cpu().clone() if shares or not t.is_contiguous() else t.cpu()
         if key:
-            seen[key] = name
+            seen[key], seen[key[0]] = name, name
         return {"__tensor__": name}
     if isinstance(obj, dict):
         if all(isinstance(k, str) and not k.startswith("__") for k in obj):
@@ -196,8 +196,16 @@ def _fsync_write(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_component(folder: Path, name: str, obj: Any) -> None:
-    from safetensors.torch import save
+    from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
     try:
@@ -205,7 +213,8 @@ def write_component(folder: Path, name: str, obj: Any) -> None:
     except OreoError as exc:
         raise OreoError(f"checkpoint {name}: {exc}") from None
     if tensors:
-        _fsync_write(folder / f"{name}.safetensors", save(tensors))
+        save_file(tensors, str(folder / f"{name}.safetensors"))
+        _fsync(folder / f"{name}.safetensors")
     _fsync_write(folder / f"{name}.json", json.dumps({"tree": tree, "tensors": bool(tensors)}).encode())
 
 
@@ -323,19 +332,11 @@ def save(out: Path, step: int, *, acc: Any, models: dict, optimizers: dict, sche
         if final.exists():  # a damaged checkpoint of this step that resume fell back from
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(root)
-        for old in complete_checkpoints(out)[:-keep]:
+        _fsync(root)
+        for old in complete_checkpoints(out)[:-keep] + list(root.glob(".step-*.partial")):  # + leftovers of killed saves
             shutil.rmtree(old, ignore_errors=True)
     acc.wait_for_everyone()
     return final
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_checkpoint(ckpt: Path, state: dict[str, Any], *, models: dict, optimizers: dict, schedulers: dict, rank: int) -> dict:
