@@ -228,3 +228,12 @@ def test_optimizer_scheduler_and_rng_state_round_trip_exactly(tmp_path: Path):
 def test_objects_that_would_need_pickle_are_refused(tmp_path: Path):
     with pytest.raises(OreoError, match="checkpoint optimizer: extra holds a Payload"):
         C.write_component(tmp_path, "optimizer", {"extra": Payload(tmp_path / "x")})
+
+
+def test_the_help_names_exactly_the_settings_a_resume_may_change():
+    from dataclasses import fields
+
+    help_text = next(f.metadata["help"] for f in fields(TrainConfig) if f.name == "out")
+    named = {f.name for f in fields(TrainConfig) if f"--{f.name.replace('_', '-')}" in help_text}
+    assert named == C.FREE_SETTINGS - {"out", "trust_checkpoint_pickles"}
+    assert C.FREE_SETTINGS <= {f.name for f in fields(TrainConfig)}
