@@ -1,11 +1,12 @@
 """Crash-safety of `oreo-agents train`: SIGKILL a tiny OREO run at several points, resume it, compare with a clean run.
 
-    python benchmarks/kill_resume.py                     # 6 timed kills + 2 kills inside a checkpoint save
+    python benchmarks/kill_resume.py                     # 6 kills between/inside updates + 2 inside a checkpoint save
     python benchmarks/kill_resume.py --timed 3 --in-save 1 --updates 8
 
 A trial *survives* when the resumed run ends with bit-identical policy and value weights and the same metrics lines
-as the uninterrupted run. *Lost* counts the updates that had to be redone (killed step - resumed step). Kills "in save"
-fire as soon as a checkpoint's ``.step-N.partial`` folder appears, i.e. while it is being written.
+as the uninterrupted run; *updates redone* = killed step - resumed step. Timed kills fire a varying delay (0-0.4 s)
+after update k's metrics line, for k spread over the run (so: mid-update, or mid-save when k is a save step); kills
+"in save" fire as soon as a checkpoint's ``.step-N.partial`` folder appears, i.e. while it is being written.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def steps_done(out: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--timed", type=int, default=6, help="kills spread evenly over the clean run's duration")
+    ap.add_argument("--timed", type=int, default=6, help="kills after updates spread evenly over the run")
     ap.add_argument("--in-save", type=int, default=2, help="kills fired while a checkpoint is being written")
     ap.add_argument("--updates", type=int, default=12)
     args = ap.parse_args()
@@ -65,14 +66,16 @@ def main() -> None:
     duration = time.perf_counter() - t0
     ref_w, ref_m = weights(work / "clean"), [json.loads(x)["loss_v"] for x in (work / "clean" / "metrics.jsonl").read_text().splitlines()]
     print(f"clean run: {args.updates} updates in {duration:.1f} s")
-    plan = [("timed", duration * (i + 1) / (args.timed + 1)) for i in range(args.timed)] + [("in-save", None)] * args.in_save
+    plan = [("timed", (1 + i * (args.updates - 1) // args.timed, 0.4 * i / max(args.timed - 1, 1))) for i in range(args.timed)]
+    plan += [("in-save", None)] * args.in_save
     rows = []
     for n, (kind, at) in enumerate(plan):
         out = work / f"trial-{n}"
-        proc, start = cli([*common, "--out", str(out)]), time.perf_counter()
+        proc = cli([*common, "--out", str(out)])
         want, seen, inside = 1 + n % 2, 0, False  # in-save kills: during the 1st or the 2nd checkpoint's save
         while proc.poll() is None:
-            if kind == "timed" and time.perf_counter() - start >= at:
+            if kind == "timed" and steps_done(out) >= at[0]:
+                time.sleep(at[1])
                 break
             if kind == "in-save":
                 now = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob(".step-*.partial"))

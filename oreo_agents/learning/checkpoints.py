@@ -69,9 +69,11 @@ def file_sha256(path: Path) -> str:
 
 def model_files_digest(path: Path) -> str:
     """sha256 over a model folder's weights, config and tokenizer files (by name and content, not by location)."""
+    from oreo_agents.learning.models import VALUE_CONFIG_FILE
+
     h = hashlib.sha256()
     files = [f for f in sorted(Path(path).iterdir()) if f.is_file() and (f.suffix in (".safetensors", ".bin") or f.name in (
-        "config.json", "tokenizer.json", "tokenizer_config.json", "value_head.json"))]  # fmt: skip
+        "config.json", "tokenizer.json", "tokenizer_config.json", VALUE_CONFIG_FILE))]  # fmt: skip
     for f in files:
         h.update(f"{f.name}\0{file_sha256(f)}\0".encode())
     return h.hexdigest()
