@@ -134,7 +134,10 @@ def refuse_changed(out: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
             return f"files sha256:{v[:12]}"
         return repr(v)
 
-    diffs = "; ".join(f"--{k.replace('_', '-')} {show(k, old.get(k))} -> {show(k, new.get(k))}" for k in keys)
+    def label(k: str) -> str:  # processes and the distributed mode come from the launcher, not from a flag
+        return f"{k} (accelerate launch)" if k in ("processes", "distributed") else f"--{k.replace('_', '-')}"
+
+    diffs = "; ".join(f"{label(k)} {show(k, old.get(k))} -> {show(k, new.get(k))}" for k in keys)
     raise OreoError(f"{out} holds a run trained with other settings ({diffs}); resuming would mix two runs. "
                     "Rerun with the original settings, or use another --out")  # fmt: skip
 
