@@ -214,9 +214,14 @@ def write_component(folder: Path, name: str, obj: Any) -> None:
         tree = encode(obj, tensors)
     except OreoError as exc:
         raise OreoError(f"checkpoint {name}: {exc}") from None
-    if tensors:
-        save_file(tensors, str(folder / f"{name}.safetensors"))
-    (folder / f"{name}.json").write_text(json.dumps({"tree": tree, "tensors": bool(tensors)}))
+    try:
+        if tensors:
+            save_file(tensors, str(folder / f"{name}.safetensors"))
+        (folder / f"{name}.json").write_text(json.dumps({"tree": tree, "tensors": bool(tensors)}))
+    except Exception as exc:  # noqa: BLE001 - OSError or safetensors' SafetensorError: disk full, folder gone
+        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:160]
+        raise OreoError(f"cannot write checkpoint file {folder / name} ({why}); the earlier checkpoints are intact: "
+                        "free space or lower --save-total-limit, then rerun to resume") from exc  # fmt: skip
 
 
 def read_component(folder: Path, name: str) -> Any:

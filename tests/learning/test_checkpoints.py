@@ -239,3 +239,9 @@ def test_the_help_names_exactly_the_settings_a_resume_may_change():
     named = {f.name for f in fields(TrainConfig) if f"--{f.name.replace('_', '-')}" in flags}
     assert named == C.FREE_SETTINGS - {"out", "trust_checkpoint_pickles"}
     assert C.FREE_SETTINGS <= {f.name for f in fields(TrainConfig)}
+
+
+def test_a_failed_write_names_the_file(tmp_path: Path):
+    folder = tmp_path / "gone"  # the folder does not exist: the write fails like a full disk would
+    with pytest.raises(OreoError, match=r"cannot write checkpoint file .*gone/model.*earlier checkpoints are intact"):
+        C.write_component(folder, "model", {"w": torch.ones(2)})
