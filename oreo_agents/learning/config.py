@@ -28,7 +28,12 @@ class TrainConfig:
     )
     model: str = field(default="tiny", metadata={"help": "Starting policy (= pi_ref): a HF model folder, or tiny / small (built on the data's text) / smollm2."})
     value_model: str = field(default="", metadata={"help": "Value model start: a folder (saved value or any causal LM). Default: the policy's start."})
-    out: str = field(default="runs/train", metadata={"help": "Run folder: checkpoints, metrics.jsonl, metrics.png, policy/ and value/."})
+    out: str = field(
+        default="runs/train",
+        metadata={"help": "Run folder: checkpoints, metrics.jsonl, metrics.png, policy/ and value/. Rerunning on it resumes: "
+                  "--save-steps, --save-total-limit, --log-steps, --plot, --model-cache, --trust-remote-code and "
+                  "--gradient-checkpointing may change; any other setting, the data or the model changed is refused by name."},
+    )
     observation_loss_weight: float = field(
         default=0.0,
         metadata={"help": "SFT/RFT: weight of the next-token loss on observation and prompt tokens beside the replies' (0 = replies only, "
@@ -78,6 +83,11 @@ class TrainConfig:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model folders with custom code (off: only trust code you have read)."})
     model_cache: str = field(default="", metadata={"help": "Where tiny/small/smollm2 models are built (default ~/.cache/oreo-agents/models)."})
     plot: bool = field(default=True, metadata={"help": "Write metrics.png at the end."})
+    trust_checkpoint_pickles: bool = field(
+        default=False,
+        metadata={"help": "Resume from a checkpoint in accelerate's pickle format (DeepSpeed runs, older oreo-agents runs): loading "
+                  "it runs any code planted in the run folder, so only for folders you made yourself."},
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):

@@ -30,6 +30,7 @@ import torch
 from oreo_agents.cli.console import console
 from oreo_agents.config import save_yaml
 from oreo_agents.errors import OreoError
+from oreo_agents.learning import checkpoints as C
 from oreo_agents.learning import data as D
 from oreo_agents.learning import distributed as dist
 from oreo_agents.learning.config import REF_CACHE_AUTO_GB, REF_CACHE_MAX_GB, TrainConfig
@@ -179,38 +180,25 @@ class Trainer:
         chunk = perm[u * self.cfg.batch_size : (u + 1) * self.cfg.batch_size].tolist()
         return epoch, chunk[self.acc.process_index :: self.acc.num_processes]
 
-    # --- checkpoints ---------------------------------------------------------------------------------------------------
+    # --- checkpoints (format, fingerprint, fallback: checkpoints.py) ---------------------------------------------------
     def checkpoints(self) -> list[Path]:
-        root = self.out / "checkpoints"
-        done = [p for p in root.glob("step-*") if (p / "trainer_state.json").is_file()] if root.is_dir() else []
-        return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+        return C.complete_checkpoints(self.out)
 
     def save_checkpoint(self, step: int) -> None:
-        ckpt = self.out / "checkpoints" / f"step-{step}"
-        self.acc.save_state(str(ckpt))  # models, optimizers, registered schedulers, every RNG
-        if self.acc.is_main_process:
-            # Written last: a checkpoint without it (killed mid-save) is ignored on resume.
-            (ckpt / "trainer_state.json").write_text(json.dumps({"step": step, "algo": self.algo}))
-            for old in self.checkpoints()[: -self.cfg.save_total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
-        self.acc.wait_for_everyone()
+        C.save(self.out, step, acc=self.acc, models=self.models, optimizers=self.optimizers, schedulers=self.schedulers,
+               algo=self.algo, fp=self.fingerprint, keep=self.cfg.save_total_limit)  # fmt: skip
 
     def resume(self) -> int:
-        ckpts = self.checkpoints()
-        if not ckpts:
-            return 0
-        state = json.loads((ckpts[-1] / "trainer_state.json").read_text())
-        if state.get("algo") != self.algo:
-            raise OreoError(f"{self.out} holds a --algo {state.get('algo')} run; use another --out for --algo {self.algo}")
-        self.acc.load_state(str(ckpts[-1]))
-        console.print(f"resuming {self.out} from update {state['step']}")
-        return int(state["step"])
+        return C.resume(self.out, acc=self.acc, models=self.models, optimizers=self.optimizers, schedulers=self.schedulers,
+                        algo=self.algo, fp=self.fingerprint, trust_pickles=self.cfg.trust_checkpoint_pickles)  # fmt: skip
 
     # --- the loop ------------------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         cfg, acc = self.cfg, self.acc
         torch.manual_seed(cfg.seed)
         self.prepare_data()
+        # Before any model loads or config.yaml is rewritten: resuming with changed settings is refused by name.
+        self.fingerprint = C.check_settings(self.out, self.algo, C.fingerprint(cfg, self.model_path, acc))
         per_update = cfg.batch_size
         updates_per_epoch = math.ceil(self.units() / per_update)
         total = updates_per_epoch * cfg.epochs
