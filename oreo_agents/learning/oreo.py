@@ -58,7 +58,8 @@ class OREOTrainer(Trainer):
             states = L.step_start_mask(b["step_ids"])
             loss_pi = L.oreo_policy_loss_step(logp, ref, values, rewards, b["step_ids"], cfg.beta)
         else:
-            states = L.step_start_mask(torch.where(mask > 0, 0, -1).long())
+            # The policy residual reads V(s_0) only; V still learns every action state, which search and the agent read.
+            states = mask
             loss_pi = L.oreo_policy_loss_response(logp, ref, values, rewards, mask, cfg.beta)
         # V is also regressed right after each reply: that is where value-guided agents read it (docs/learning.md).
         value_mask = (states + b["reply_end"]).clamp(max=1)
