@@ -8,7 +8,8 @@ Every function takes plain tensors and returns a scalar, so each can be checked 
 - ``ref_logp[:, t]`` = log pi_ref(a_t | s_t);
 - ``mask[:, t]``     = 1 when token t+1 is an action (a reply token), 0 for prompt/observation/padding.
 
-``rewards[b]`` is the episode's terminal reward R (sparse, undiscounted, so R_t = R for every t). Per-trajectory means
+``rewards[b]`` is the episode's terminal reward R (sparse, undiscounted, so R_t = R for every t; a truncated episode
+uses V at its cut instead, :func:`terminal_returns`). Per-trajectory means
 (the ``1/T sum_t``) are averaged over the trajectories of the batch that have any masked position.
 """
 
@@ -33,6 +34,18 @@ def per_sequence_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if not bool(valid.any()):
         return (x * 0).sum()  # keeps the graph (DDP needs every parameter to take part) and is 0
     return per_row[valid].mean()
+
+
+def terminal_returns(rewards: torch.Tensor, values: torch.Tensor, cut_state: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    """The return every OREO target telescopes to: R for a finished episode, V at the cut for a truncated one::
+
+        R_b = R_b                    if episode b finished (success, failure, invalid action, env step limit)
+        R_b = stopgrad(V(s_cut_b))   if it was cut (aborted, or longer than --max-length): no terminal reward at the cut
+
+    ``cut_state[b]`` is the index of the state right after the last kept reply (the last real token).
+    """
+    v_cut = values.detach().gather(1, cut_state[:, None].long()).squeeze(1)
+    return torch.where(truncated.bool(), v_cut.to(rewards.dtype), rewards)
 
 
 def oreo_value_loss(

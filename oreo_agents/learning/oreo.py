@@ -50,7 +50,10 @@ class OREOTrainer(Trainer):
         logits = policy(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
         logp = token_logprobs(logits, b["input_ids"])
         values = value(b["input_ids"], b["attention_mask"])
-        mask, rewards, ref = b["mask"], b["rewards"], b["ref_logp"]
+        mask, ref = b["mask"], b["ref_logp"]
+        # Aborted / --max-length-cut episodes did not end where their tokens end: bootstrap from V there, not from R.
+        cut_state = b["attention_mask"].sum(-1) - 1
+        rewards = L.terminal_returns(b["rewards"], values, cut_state, b["truncated"])
         if cfg.loss_level == "token":
             states = mask
             loss_pi = L.oreo_policy_loss_token(logp, ref, values, rewards, mask, cfg.beta)
@@ -63,6 +66,9 @@ class OREOTrainer(Trainer):
             loss_pi = L.oreo_policy_loss_response(logp, ref, values, rewards, mask, cfg.beta)
         # V is also regressed right after each reply: that is where value-guided agents read it (docs/learning.md).
         value_mask = (states + b["reply_end"]).clamp(max=1)
+        # ...except at a truncated episode's cut, whose target is V there itself.
+        at_cut = torch.nn.functional.one_hot(cut_state, mask.shape[1]).to(mask.dtype) * b["truncated"][:, None].to(mask.dtype)
+        value_mask = value_mask * (1 - at_cut)
         loss_v = L.oreo_value_loss(values, logp, ref, rewards, mask, cfg.beta, value_mask)
         kl = torch.zeros((), device=logits.device)
         if cfg.kl_alpha > 0:
@@ -78,7 +84,7 @@ class OREOTrainer(Trainer):
                 "loss_pi": float(loss_pi.detach()),
                 "kl": float(kl.detach()),
                 "mean_v": float(values[vm].mean()) if vm.any() else 0.0,
-                "return": float(rewards.mean()),
+                "return": float(b["rewards"].mean()),
                 "logratio": float(((logp - ref) * mask).sum() / mask.sum().clamp(min=1)),
                 "tokens": float(b["attention_mask"].sum()),
             }

@@ -155,6 +155,7 @@ class Trainer:
             self.ref = D.RefCache.build(
                 policy.to(self.acc.device), self.model_path, self.items, self.out / "ref_cache",
                 pad_id=self.pad_id, full=full, batch_size=self.cfg.micro_batch_size, progress=progress,
+                autocast=self.acc.autocast,
             )  # fmt: skip
 
     def batch(self, idx: list[int]) -> dict[str, torch.Tensor]:

@@ -112,6 +112,17 @@ def test_response_policy_loss_matches_an_independent_reference():
     assert got.item() == pytest.approx(expected.item(), abs=1e-6)
 
 
+def test_truncated_episodes_bootstrap_from_v_at_the_cut_not_from_r():
+    # Row 0 was cut after state 2 (aborted or past --max-length): its return is V(s_2) = 0.7, detached; row 1 finished.
+    values = torch.tensor([[0.1, 0.2, 0.7, 0.0], [0.3, 0.4, 0.5, 0.9]], dtype=torch.float64, requires_grad=True)
+    got = L.terminal_returns(torch.tensor([1.0, 1.0], dtype=torch.float64), values, torch.tensor([2, 3]), torch.tensor([True, False]))
+    assert got.tolist() == pytest.approx([0.7, 1.0])
+    assert not got.requires_grad
+    # In the value loss the cut episode's targets telescope to V(s_cut): 0.7 - beta * sum of later log-ratios.
+    loss = L.oreo_value_loss(t([0.2, 0.4, 0.0]), t(LOGP), t(REF), got[:1], t(MASK), BETA)
+    assert loss.item() == pytest.approx(((0.2 - 0.75) ** 2 + (0.4 - 0.8) ** 2) / 2)
+
+
 def test_per_sequence_mean_averages_trajectories_not_tokens():
     x = torch.tensor([[1.0, 1.0, 1.0], [4.0, 0.0, 0.0]])
     m = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
