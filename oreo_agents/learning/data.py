@@ -23,6 +23,7 @@ import torch
 
 from oreo_agents.envs.core import TERMINATION_ABORTED
 from oreo_agents.errors import DataNotFoundError, OreoError, SchemaError
+from oreo_agents.learning.vocab_chunks import chosen_logprobs, log_softmax_rows
 from oreo_agents.prompting import encode_episode, format_for
 from oreo_agents.recording.schema import REQUIRED_COLUMNS
 
@@ -252,11 +253,12 @@ def collate(items: Sequence[dict[str, Any]], *, pad_id: int, ref: "RefCache | No
 
 
 def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """``out[:, t] = log softmax(logits[:, t])[input_ids[:, t+1]]`` (state-aligned; the last column is 0)."""
-    # cross_entropy fuses log-softmax and gather: no [B, T, V] log-prob tensor is kept for the backward pass.
-    B, T, V = logits.shape
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V).float(), input_ids[:, 1:].reshape(-1), reduction="none")
-    return torch.nn.functional.pad(-nll.view(B, T - 1), (0, 1))
+    """``out[:, t] = log softmax(logits[:, t])[input_ids[:, t+1]]`` (state-aligned, fp32; the last column is 0).
+
+    Computed a chunk of positions at a time (:mod:`.vocab_chunks`): no ``[B, T, V]`` fp32 copy or log-softmax is made
+    or kept for backward.
+    """
+    return chosen_logprobs(logits, input_ids)
 
 
 # --- reference cache -------------------------------------------------------------------------------------------------
@@ -303,9 +305,10 @@ class RefCache:
         return np.array(self._chosen[self._offsets[i] : self._offsets[i + 1]], dtype=np.float32)
 
     def full(self, i: int) -> np.ndarray:
-        """``[n_action_states, V]`` log-probs, in the order of the episode's action states."""
+        """``[n_action_states, V]`` float16 log-probs, in the order of the episode's action states (kept in float16:
+        :func:`.vocab_chunks.logprobs_and_kl` upcasts a chunk at a time, so no fp32 ``[N, V]`` copy is made)."""
         assert self._full is not None and self._full_offsets is not None
-        return np.array(self._full[self._full_offsets[i] : self._full_offsets[i + 1]], dtype=np.float32)
+        return np.array(self._full[self._full_offsets[i] : self._full_offsets[i + 1]])
 
     @classmethod
     def build(
@@ -353,8 +356,10 @@ class RefCache:
                     i = s + b
                     chosen[offsets[i] : offsets[i + 1]] = logp[b, : lengths[i]].numpy()
                     if dist is not None:
-                        rows = batch["mask"][b].bool()
-                        dist[full_offsets[i] : full_offsets[i + 1]] = torch.log_softmax(logits[b][rows.to(device)].float(), -1).cpu().numpy()
+                        at = int(full_offsets[i])
+                        for part in log_softmax_rows(logits[b][batch["mask"][b].bool().to(device)]):
+                            dist[at : at + len(part)] = part.cpu().numpy()
+                            at += len(part)
                 if task is not None:
                     progress.advance(task, len(chunk))
         model.train(was_training)

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from oreo_agents.learning import losses as L
-from oreo_agents.learning.data import token_logprobs
 from oreo_agents.learning.models import ValueModel, is_value_dir
 from oreo_agents.learning.trainer import Trainer, adam, apply_lora, cosine_with_warmup, merged
+from oreo_agents.learning.vocab_chunks import logprobs_and_kl
 
 
 class OREOTrainer(Trainer):
@@ -48,9 +48,12 @@ class OREOTrainer(Trainer):
         cfg = self.cfg
         policy, value = self.models["policy"], self.models["value"]
         logits = policy(input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
-        logp = token_logprobs(logits, b["input_ids"])
-        values = value(b["input_ids"], b["attention_mask"])
         mask, ref = b["mask"], b["ref_logp"]
+        # Taken-token log-probs and, for L_reg, the exact per-state KL (losses.kl_regulariser's summand) in one pass over
+        # chunks of positions: no [B, T, V] fp32 tensor (vocab_chunks).
+        ref_full = self.ref_full(b) if cfg.kl_alpha > 0 else None
+        logp, kl_tok = logprobs_and_kl(logits, b["input_ids"], mask, ref_full)
+        values = value(b["input_ids"], b["attention_mask"])
         # Aborted / --max-length-cut episodes did not end where their tokens end: bootstrap from V there, not from R.
         cut_state = b["attention_mask"].sum(-1) - 1
         rewards = L.terminal_returns(b["rewards"], values, cut_state, b["truncated"])
@@ -70,13 +73,7 @@ class OREOTrainer(Trainer):
         at_cut = torch.nn.functional.one_hot(cut_state, mask.shape[1]).to(mask.dtype) * b["truncated"][:, None].to(mask.dtype)
         value_mask = value_mask * (1 - at_cut)
         loss_v = L.oreo_value_loss(values, logp, ref, rewards, mask, cfg.beta, value_mask)
-        kl = torch.zeros((), device=logits.device)
-        if cfg.kl_alpha > 0:
-            act = mask.bool()
-            logp_act = torch.log_softmax(logits[act].float(), dim=-1)
-            kl_tok = torch.zeros_like(mask)
-            kl_tok[act] = (logp_act.exp() * (logp_act - self.ref_full(b))).sum(-1)
-            kl = L.per_sequence_mean(kl_tok, mask)
+        kl = L.per_sequence_mean(kl_tok, mask) if cfg.kl_alpha > 0 else torch.zeros((), device=logits.device)
         with torch.no_grad():
             vm = value_mask.bool()
             metrics = {

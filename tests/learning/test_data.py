@@ -47,7 +47,7 @@ def test_reference_cache_matches_a_forward_pass_and_is_reused(setup, tmp_path: P
     has_next = torch.nn.functional.pad(b["attention_mask"][:, 1:], (0, 1))  # states followed by a real token
     direct = D.token_logprobs(logits, b["input_ids"]) * has_next
     assert torch.allclose(b["ref_logp"] * has_next, direct, atol=1e-4)
-    full0 = torch.from_numpy(cache.full(0))
+    full0 = torch.from_numpy(cache.full(0)).float()
     assert full0.shape == (int(b["mask"][0].sum()), logits.shape[-1])
     assert torch.allclose(full0, torch.log_softmax(logits[0][b["mask"][0].bool()], -1), atol=2e-2)  # float16 storage
     again = D.RefCache.build(policy, model_dir, items, tmp_path / "cache", pad_id=tok.pad_token_id, full=True)
