@@ -213,6 +213,16 @@ def encode_episodes(rows: Sequence[dict[str, Any]], tokenizer: Any, *, max_lengt
     return items
 
 
+def length_grouped_micro_batches(idx: Sequence[int], length: Callable[[int], int], size: int) -> list[list[int]]:
+    """Split one update's units ``idx`` into micro-batches of ``size`` with similar lengths, longest first.
+
+    Padding then costs little, and an out-of-memory shows on the first micro-batch. The update's set of units is
+    unchanged and the split is a pure function of ``idx`` (ties keep their order), so resume stays bit-identical.
+    """
+    order = sorted(idx, key=lambda i: -length(i))  # stable: equal lengths keep the update's order
+    return [order[i : i + size] for i in range(0, len(order), size)] or [[]]
+
+
 def collate(items: Sequence[dict[str, Any]], *, pad_id: int, ref: "RefCache | None" = None) -> dict[str, torch.Tensor]:
     """Right-padded ``[B, T]`` tensors, aligned on states (column t = state ending at token t; see :mod:`.losses`).
 

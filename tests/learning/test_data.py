@@ -149,3 +149,12 @@ def test_unnamed_tokenizer_with_ids_outside_the_vocabulary_is_refused(tmp_path: 
     path = write_dataset(tmp_path / "old" / "o.parquet", [_recorded(rec, "", [len(tok) + 100], [1])])
     with pytest.raises(OreoError, match=r"o\.parquet.*token id .*outside the model's tokenizer"):
         D.encode_episodes(D.load_episodes([path]), tok, max_length=4096)
+
+
+def test_micro_batches_group_similar_lengths():
+    lengths = {3: 10, 8: 50, 1: 12, 5: 49, 0: 10, 7: 10}
+    got = D.length_grouped_micro_batches([3, 8, 1, 5, 0, 7], lengths.__getitem__, 2)
+    assert got == [[8, 5], [1, 3], [0, 7]]  # longest first; equal lengths keep the update's order
+    padded = sum(len(mb) * max(lengths[i] for i in mb) for mb in got)
+    assert padded == 2 * 50 + 2 * 12 + 2 * 10 < 2 * 50 + 2 * 49 + 2 * 10  # vs the plain split [3, 8] [1, 5] [0, 7]
+    assert D.length_grouped_micro_batches([], lengths.__getitem__, 2) == [[]]
