@@ -292,12 +292,21 @@ def items_fingerprint(items: Sequence[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
+def numerics(model: Any, autocast: Callable[[], ContextManager[Any]]) -> str:
+    """How ``model`` computes under ``autocast``: its weights' dtype and the autocast dtype, e.g. ``float32/bfloat16``."""
+    device = next(model.parameters()).device.type
+    with autocast():
+        mixed = str(torch.get_autocast_dtype(device)).removeprefix("torch.") if torch.is_autocast_enabled(device) else "off"
+    return f"{str(next(model.parameters()).dtype).removeprefix('torch.')}/{mixed}"
+
+
 class RefCache:
     """pi_ref's log-probs over a dataset, computed once and stored under ``<run>/ref_cache/<hash>/``.
 
     ``chosen(i)`` gives episode i's state-aligned log-probs of the tokens taken (length ``len(ids) - 1``); with
     ``full=True`` also the whole log-distribution at each action state (float16, memory-mapped) for the exact KL.
-    The hash covers the model folder and every token id, so a different model or dataset never reuses a stale cache.
+    The hash covers the model folder, every token id and the numerics (weights dtype, autocast dtype), so a different
+    model, dataset or precision never reuses a stale cache.
     """
 
     def __init__(self, root: Path):
@@ -339,7 +348,9 @@ class RefCache:
         ``autocast`` is the context the policy's training forward runs under (``accelerator.autocast``): pi_ref's
         log-probs must be computed the same way, or log(pi/pi_ref) is not 0 at the first update (bf16 vs fp32 logits).
         """
-        key = hashlib.sha256(f"{model_fingerprint(model_path)}|{items_fingerprint(items)}|full={full}".encode()).hexdigest()[:16]
+        precision = numerics(model, autocast)  # a cache computed at another precision is not reused
+        ident = f"{model_fingerprint(model_path)}|{items_fingerprint(items)}|full={full}|{precision}"
+        key = hashlib.sha256(ident.encode()).hexdigest()[:16]
         root = cache_root / key
         if (root / "done.json").is_file():
             return cls(root)

@@ -90,6 +90,8 @@ def test_reference_cache_runs_under_the_policys_autocast(setup, tmp_path: Path):
     with torch.no_grad():  # fp32 (what the cache used before) differs from the bf16 forward by ~1e-3 per token
         fp32 = D.token_logprobs(policy(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits, b["input_ids"])
     assert ((fp32 - b["ref_logp"]) * b["mask"]).abs().max() > 1e-4
+    # a cache computed at another precision is a different cache, never reused for this one
+    assert D.RefCache.build(policy, model_dir, items, tmp_path / "cache", pad_id=tok.pad_token_id, full=False).root != cache.root
 
 
 def test_aborted_and_max_length_cut_episodes_are_marked_truncated(mixed_dataset: Path, tmp_path: Path):
