@@ -35,7 +35,7 @@ def _records(out: Path) -> list[dict]:
     return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_response_level_lowers_its_loss_on_multi_turn_episodes(mixed_dataset: Path, tmp_path: Path):
+def test_response_level_lowers_its_loss_on_multi_turn_episodes(mixed_dataset: Path, tmp_path: Path, monkeypatch):
     """4 replies per episode with observations between them: V(s_0) only, so the loss falls (V summed over every
     reply start made it climb 1.5 -> ~30 in 40 updates and the policy's log-ratio run off to -7)."""
     trainer = make_trainer(cfg(mixed_dataset, tmp_path / "run", tmp_path / "cache", loss_level="response", max_steps=40, epochs=100))
@@ -51,6 +51,14 @@ def test_response_level_lowers_its_loss_on_multi_turn_episodes(mixed_dataset: Pa
     lengths = [[len(trainer.items[i]["input_ids"]) for i in mb] for mb in seen]
     for first, second in zip(lengths[0::2], lengths[1::2]):
         assert min(first) >= max(second)
+    # V is regressed at every action state at this level (search and the agent read it there), not only reply starts
+    from oreo_agents.learning import losses as L
+
+    value_masks, value_loss = [], L.oreo_value_loss
+    monkeypatch.setattr(L, "oreo_value_loss", lambda *a: (value_masks.append(a[6]), value_loss(*a))[1])
+    b = trainer.batch([0, 1])
+    trainer.losses(b)
+    assert bool((value_masks[0] >= b["mask"]).all()) and b["mask"].sum() > 0
 
 
 def test_first_bf16_update_of_mixed_provenance_data(mixed_dataset: Path, tmp_path: Path, capsys, fresh_accelerate_state):
