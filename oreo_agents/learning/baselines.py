@@ -58,6 +58,9 @@ class DPOTrainer(SFTTrainer):
     def units(self) -> int:
         return len(self.pairs)
 
+    def unit_length(self, i: int) -> int:  # a pair is padded to its longer side
+        return max(len(self.items[j]["input_ids"]) for j in self.pairs[i])
+
     def micro_step(self, idx: list[int], weight: float) -> dict[str, float]:
         chosen = [self.pairs[i][0] for i in idx]
         rejected = [self.pairs[i][1] for i in idx]

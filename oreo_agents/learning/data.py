@@ -12,20 +12,24 @@ are actions) and pads batches on the right. Tensors come out *aligned on states*
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Sequence
 
 import numpy as np
 import torch
 
+from oreo_agents.envs.core import TERMINATION_ABORTED
 from oreo_agents.errors import DataNotFoundError, OreoError, SchemaError
+from oreo_agents.learning.vocab_chunks import chosen_logprobs, log_softmax_rows
 from oreo_agents.prompting import encode_episode, format_for
 from oreo_agents.recording.schema import REQUIRED_COLUMNS
 
 NEEDED_COLUMNS = tuple(dict.fromkeys(REQUIRED_COLUMNS + ("env_id", "goal")))
 NEEDED_STEP_FIELDS = ("action", "observation")
+SOURCE_KEY = "_source_file"  # added to each loaded row: the Parquet file it came from, for error messages
 
 
 # --- reading ---------------------------------------------------------------------------------------------------------
@@ -68,6 +72,7 @@ def load_episodes(paths: Sequence[str | Path], *, split: str = "") -> list[dict[
                 gone = [k for k in NEEDED_STEP_FIELDS if k not in step]
                 if gone:
                     raise SchemaError(f"dataset file {f}: steps lack the field(s) {', '.join(gone)}")
+            row[SOURCE_KEY] = str(f)
             rows.append(row)
     if not rows:
         where = f" of split '{split}'" if split else ""
@@ -99,10 +104,15 @@ def select_episodes(rows: list[dict[str, Any]], algo: str) -> list[dict[str, Any
 
 
 def dpo_pairs(rows: list[dict[str, Any]], seed: int = 0) -> list[tuple[int, int]]:
-    """(success index, failure index) pairs on the same task_id: every success once, failures reused round-robin."""
+    """(success index, failure index) pairs on the same task_id: every success once, failures reused round-robin.
+
+    Aborted episodes (stopped from outside, no outcome) are neither: they never lost, so they are no rejected side.
+    """
     rng = np.random.default_rng(seed)
     by_task: dict[str, tuple[list[int], list[int]]] = {}
     for i, r in enumerate(rows):
+        if r.get("termination") == TERMINATION_ABORTED:
+            continue
         wins, losses = by_task.setdefault(r["task_id"], ([], []))
         (wins if r["success"] else losses).append(i)
     pairs = []
@@ -127,20 +137,55 @@ def episode_texts(rows: Iterable[dict[str, Any]]) -> Iterable[str]:
 
 
 # --- tokens ----------------------------------------------------------------------------------------------------------
+def _tokenizer_key(name: str) -> str:
+    """What identifies a tokenizer in ``metadata.tokenizer`` (``name@vocab-hash``): the hash; a bare name is itself."""
+    return name.rsplit("@", 1)[-1] if "@" in name else name
+
+
+def recorded_ids_usable(row: dict[str, Any], tokenizer: Any, model_tokenizer: str) -> bool:
+    """Whether ``row``'s recorded token ids are the model's own: recorded by the same tokenizer (``metadata.tokenizer``
+    vs ``model_tokenizer``), or by an unnamed one whose ids all fit the model's vocabulary (else :class:`OreoError`).
+    Episodes without recorded ids (expert data) return True: they are rendered from text either way."""
+    if not any(s.get("completion_token_ids") for s in row["steps"]):
+        return True
+    recorded = str((row.get("metadata") or {}).get("tokenizer") or "")
+    if recorded:  # a name without the vocabulary hash cannot be checked: the text is the safe side
+        return _tokenizer_key(recorded) == _tokenizer_key(model_tokenizer)
+    top = max(int(t) for s in row["steps"] for part in ("prompt_token_ids", "completion_token_ids") for t in (s.get(part) or [0]))
+    if top >= len(tokenizer):
+        raise OreoError(
+            f"dataset file {row.get(SOURCE_KEY, '?')}: episode {row['episode_id']} holds token id {top}, outside the "
+            f"model's tokenizer {model_tokenizer} (vocabulary {len(tokenizer)}), and names no tokenizer in metadata.tokenizer; "
+            "train with the model that recorded it"
+        )
+    return True
+
+
 def encode_episodes(rows: Sequence[dict[str, Any]], tokenizer: Any, *, max_length: int) -> list[dict[str, Any]]:
     """One item per episode: ``input_ids``, ``action_mask``, ``step_ids`` (reply k's tokens = k, else -1), reward...
 
-    Episodes whose first reply does not fit in ``max_length`` cannot train anything and raise a clear error.
+    Recorded token ids are spliced in only when ``metadata.tokenizer`` is the model's tokenizer; episodes recorded with
+    another tokenizer are re-tokenized from their text (one warning line per file names both tokenizers). Episodes
+    whose first reply does not fit in ``max_length`` cannot train anything and raise a clear error.
     """
+    from oreo_agents.policies.model import tokenizer_id
+
+    model_tokenizer = tokenizer_id(tokenizer)
+    retokenized: dict[tuple[str, str], int] = {}
     items = []
     for i, r in enumerate(rows):
         try:
             fmt = format_for(r["env_id"])
         except KeyError as exc:
             raise SchemaError(f"episode {r['episode_id']}: {exc.args[0]}") from exc
+        own_ids = recorded_ids_usable(r, tokenizer, model_tokenizer)
+        if not own_ids:
+            key = (str(r.get(SOURCE_KEY, "?")), str(r["metadata"]["tokenizer"]))
+            retokenized[key] = retokenized.get(key, 0) + 1
         enc = encode_episode(
-            fmt, tokenizer, goal=r["goal"], initial_observation=r["initial_observation"], steps=r["steps"], max_length=max_length
-        )
+            fmt, tokenizer, goal=r["goal"], initial_observation=r["initial_observation"], steps=r["steps"], max_length=max_length,
+            use_recorded_ids=own_ids,
+        )  # fmt: skip
         if not any(enc.action_mask):
             raise OreoError(f"episode {r['episode_id']}: its first reply ends past --max-length {max_length}; raise it")
         step_ids = [-1] * len(enc.input_ids)
@@ -154,10 +199,28 @@ def encode_episodes(rows: Sequence[dict[str, Any]], tokenizer: Any, *, max_lengt
                 step_ids=step_ids,
                 reward=float(r["total_reward"]),
                 success=bool(r["success"]),
+                # Not finished where its tokens end: stopped from outside (no outcome) or cut at --max-length.
+                truncated=bool(enc.truncated or r.get("termination") == TERMINATION_ABORTED),
                 task_id=r["task_id"],
             )
         )
+    if retokenized:
+        from oreo_agents.cli.console import console
+
+        for (source, recorded), n in sorted(retokenized.items()):
+            console.print(f"[yellow]warning:[/] {source}: {n} episode(s) recorded with tokenizer {recorded}, not the model's "
+                          f"{model_tokenizer}: their token ids are ignored and their text re-tokenized", soft_wrap=True)
     return items
+
+
+def length_grouped_micro_batches(idx: Sequence[int], length: Callable[[int], int], size: int) -> list[list[int]]:
+    """Split one update's units ``idx`` into micro-batches of ``size`` with similar lengths, longest first.
+
+    Padding then costs little, and an out-of-memory shows on the first micro-batch. The update's set of units is
+    unchanged and the split is a pure function of ``idx`` (ties keep their order), so resume stays bit-identical.
+    """
+    order = sorted(idx, key=lambda i: -length(i))  # stable: equal lengths keep the update's order
+    return [order[i : i + size] for i in range(0, len(order), size)] or [[]]
 
 
 def collate(items: Sequence[dict[str, Any]], *, pad_id: int, ref: "RefCache | None" = None) -> dict[str, torch.Tensor]:
@@ -191,6 +254,7 @@ def collate(items: Sequence[dict[str, Any]], *, pad_id: int, ref: "RefCache | No
         step_ids=steps[:, 1:],
         rewards=torch.tensor([it["reward"] for it in items], dtype=torch.float32),
         success=torch.tensor([it["success"] for it in items]),
+        truncated=torch.tensor([bool(it.get("truncated", False)) for it in items]),
         index=torch.tensor([it["index"] for it in items]),
     )
     if ref is not None:
@@ -199,11 +263,12 @@ def collate(items: Sequence[dict[str, Any]], *, pad_id: int, ref: "RefCache | No
 
 
 def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """``out[:, t] = log softmax(logits[:, t])[input_ids[:, t+1]]`` (state-aligned; the last column is 0)."""
-    # cross_entropy fuses log-softmax and gather: no [B, T, V] log-prob tensor is kept for the backward pass.
-    B, T, V = logits.shape
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V).float(), input_ids[:, 1:].reshape(-1), reduction="none")
-    return torch.nn.functional.pad(-nll.view(B, T - 1), (0, 1))
+    """``out[:, t] = log softmax(logits[:, t])[input_ids[:, t+1]]`` (state-aligned, fp32; the last column is 0).
+
+    Computed a chunk of positions at a time (:mod:`.vocab_chunks`): no ``[B, T, V]`` fp32 copy or log-softmax is made
+    or kept for backward.
+    """
+    return chosen_logprobs(logits, input_ids)
 
 
 # --- reference cache -------------------------------------------------------------------------------------------------
@@ -227,12 +292,21 @@ def items_fingerprint(items: Sequence[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
+def numerics(model: Any, autocast: Callable[[], ContextManager[Any]]) -> str:
+    """How ``model`` computes under ``autocast``: its weights' dtype and the autocast dtype, e.g. ``float32/bfloat16``."""
+    device = next(model.parameters()).device.type
+    with autocast():
+        mixed = str(torch.get_autocast_dtype(device)).removeprefix("torch.") if torch.is_autocast_enabled(device) else "off"
+    return f"{str(next(model.parameters()).dtype).removeprefix('torch.')}/{mixed}"
+
+
 class RefCache:
     """pi_ref's log-probs over a dataset, computed once and stored under ``<run>/ref_cache/<hash>/``.
 
     ``chosen(i)`` gives episode i's state-aligned log-probs of the tokens taken (length ``len(ids) - 1``); with
     ``full=True`` also the whole log-distribution at each action state (float16, memory-mapped) for the exact KL.
-    The hash covers the model folder and every token id, so a different model or dataset never reuses a stale cache.
+    The hash covers the model folder, every token id and the numerics (weights dtype, autocast dtype), so a different
+    model, dataset or precision never reuses a stale cache.
     """
 
     def __init__(self, root: Path):
@@ -250,9 +324,10 @@ class RefCache:
         return np.array(self._chosen[self._offsets[i] : self._offsets[i + 1]], dtype=np.float32)
 
     def full(self, i: int) -> np.ndarray:
-        """``[n_action_states, V]`` log-probs, in the order of the episode's action states."""
+        """``[n_action_states, V]`` float16 log-probs, in the order of the episode's action states (kept in float16:
+        :func:`.vocab_chunks.logprobs_and_kl` upcasts a chunk at a time, so no fp32 ``[N, V]`` copy is made)."""
         assert self._full is not None and self._full_offsets is not None
-        return np.array(self._full[self._full_offsets[i] : self._full_offsets[i + 1]], dtype=np.float32)
+        return np.array(self._full[self._full_offsets[i] : self._full_offsets[i + 1]])
 
     @classmethod
     def build(
@@ -266,9 +341,16 @@ class RefCache:
         full: bool,
         batch_size: int = 4,
         progress: Any = None,
+        autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
     ) -> "RefCache":
-        """Load the cache for (model, items) from ``cache_root`` or compute it (rich ``progress`` optional)."""
-        key = hashlib.sha256(f"{model_fingerprint(model_path)}|{items_fingerprint(items)}|full={full}".encode()).hexdigest()[:16]
+        """Load the cache for (model, items) from ``cache_root`` or compute it (rich ``progress`` optional).
+
+        ``autocast`` is the context the policy's training forward runs under (``accelerator.autocast``): pi_ref's
+        log-probs must be computed the same way, or log(pi/pi_ref) is not 0 at the first update (bf16 vs fp32 logits).
+        """
+        precision = numerics(model, autocast)  # a cache computed at another precision is not reused
+        ident = f"{model_fingerprint(model_path)}|{items_fingerprint(items)}|full={full}|{precision}"
+        key = hashlib.sha256(ident.encode()).hexdigest()[:16]
         root = cache_root / key
         if (root / "done.json").is_file():
             return cls(root)
@@ -282,8 +364,9 @@ class RefCache:
         vocab = int(model.get_output_embeddings().weight.shape[0])
         dist = np.lib.format.open_memmap(tmp / "full.npy", mode="w+", dtype=np.float16, shape=(int(full_offsets[-1]), vocab)) if full else None
         task = progress.add_task("reference log-probs", total=len(items)) if progress is not None else None
+        was_training = model.training
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             for s in range(0, len(items), batch_size):
                 chunk = items[s : s + batch_size]
                 batch = collate(chunk, pad_id=pad_id)
@@ -294,10 +377,13 @@ class RefCache:
                     i = s + b
                     chosen[offsets[i] : offsets[i + 1]] = logp[b, : lengths[i]].numpy()
                     if dist is not None:
-                        rows = batch["mask"][b].bool()
-                        dist[full_offsets[i] : full_offsets[i + 1]] = torch.log_softmax(logits[b][rows.to(device)].float(), -1).cpu().numpy()
+                        at = int(full_offsets[i])
+                        for part in log_softmax_rows(logits[b][batch["mask"][b].bool().to(device)]):
+                            dist[at : at + len(part)] = part.cpu().numpy()
+                            at += len(part)
                 if task is not None:
                     progress.advance(task, len(chunk))
+        model.train(was_training)
         np.save(tmp / "chosen.npy", chosen)
         np.save(tmp / "offsets.npy", offsets)
         if dist is not None:

@@ -1,4 +1,4 @@
-"""OREO and baseline losses: one pure function per equation of the spec (docs/learning.md, ../shared/OREO.md).
+"""OREO and baseline losses: one pure function per equation of the spec (docs/learning.md, "Losses").
 
 Every function takes plain tensors and returns a scalar, so each can be checked by hand. Layout: ``[B, T]`` tensors are
 *aligned on states*: column ``t`` is the state ``s_t`` (the prefix that ends with token ``t``), so
@@ -8,7 +8,8 @@ Every function takes plain tensors and returns a scalar, so each can be checked 
 - ``ref_logp[:, t]`` = log pi_ref(a_t | s_t);
 - ``mask[:, t]``     = 1 when token t+1 is an action (a reply token), 0 for prompt/observation/padding.
 
-``rewards[b]`` is the episode's terminal reward R (sparse, undiscounted, so R_t = R for every t). Per-trajectory means
+``rewards[b]`` is the episode's terminal reward R (sparse, undiscounted, so R_t = R for every t; a truncated episode
+uses V at its cut instead, :func:`terminal_returns`). Per-trajectory means
 (the ``1/T sum_t``) are averaged over the trajectories of the batch that have any masked position.
 """
 
@@ -33,6 +34,18 @@ def per_sequence_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if not bool(valid.any()):
         return (x * 0).sum()  # keeps the graph (DDP needs every parameter to take part) and is 0
     return per_row[valid].mean()
+
+
+def terminal_returns(rewards: torch.Tensor, values: torch.Tensor, cut_state: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    """The return every OREO target telescopes to: R for a finished episode, V at the cut for a truncated one::
+
+        R_b = R_b                    if episode b finished (success, failure, invalid action, env step limit)
+        R_b = stopgrad(V(s_cut_b))   if it was cut (aborted, or longer than --max-length): no terminal reward at the cut
+
+    ``cut_state[b]`` is the index of the state right after the last kept reply (the last real token).
+    """
+    v_cut = values.detach().gather(1, cut_state[:, None].long()).squeeze(1)
+    return torch.where(truncated.bool(), v_cut.to(rewards.dtype), rewards)
 
 
 def oreo_value_loss(
@@ -111,6 +124,12 @@ def oreo_policy_loss_step(
     return per_sequence_mean(residual**2, present)
 
 
+def first_action_mask(mask: torch.Tensor) -> torch.Tensor:
+    """1 at s_0, the state where a trajectory's first action token is chosen (the first masked position), else 0."""
+    on = mask > 0
+    return (on & (on.to(torch.long).cumsum(-1) == 1)).to(mask.dtype)
+
+
 def oreo_policy_loss_response(
     logp: torch.Tensor,
     ref_logp: torch.Tensor,
@@ -119,14 +138,18 @@ def oreo_policy_loss_response(
     mask: torch.Tensor,
     beta: float,
 ) -> torch.Tensor:
-    """Response-level policy loss: only the t = 0 residual, with the whole response as the action at s_0::
+    """Response-level policy loss: only the t = 0 residual, with all of the trajectory's actions as one action at s_0::
 
-        L_pi = ( V(s_0) - R + beta * sum_t logratio_t )^2
+        L_pi = mean_b ( V(s_0) - R + beta * sum_t logratio_t )^2
 
-    (the step-level loss with a single step; every action token carries gradient).
+    ``s_0`` is the state before the first action token, also on multi-turn episodes (observation gaps between the
+    replies): V at later reply starts takes no part (the official ``traj_loss`` reads V(s_0) only). V is detached;
+    every action token carries gradient through the one residual.
     """
-    step_ids = torch.where(mask > 0, torch.zeros_like(mask, dtype=torch.long), torch.full_like(mask, -1, dtype=torch.long))
-    return oreo_policy_loss_step(logp, ref_logp, values, rewards, step_ids, beta)
+    v0 = (values.detach() * first_action_mask(mask)).sum(-1)
+    total = ((logp - ref_logp) * mask).sum(-1)
+    residual = v0 - rewards + beta * total
+    return per_sequence_mean(residual[:, None] ** 2, (mask.sum(-1, keepdim=True) > 0).to(logp.dtype))
 
 
 def kl_regulariser(logp_full: torch.Tensor, ref_logp_full: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -17,9 +17,9 @@ import torch
 
 from oreo_agents.learning import distributed as dist
 from oreo_agents.learning import losses as L
-from oreo_agents.learning.data import token_logprobs
 from oreo_agents.learning.models import ValueModel, is_value_dir, write_value_head
 from oreo_agents.learning.trainer import Trainer, apply_lora, merged, save_dtype
+from oreo_agents.learning.vocab_chunks import logprobs_and_kl
 
 
 class OREOTrainer(Trainer):
@@ -47,8 +47,14 @@ class OREOTrainer(Trainer):
         cfg = self.cfg
         out, values = self.models["policy_value"](b["input_ids"], b["attention_mask"])
         logits = out.logits
-        logp = token_logprobs(logits, b["input_ids"])
-        mask, rewards, ref = b["mask"], b["rewards"], b["ref_logp"]
+        mask, ref = b["mask"], b["ref_logp"]
+        # Taken-token log-probs and, for L_reg, the exact per-state KL (losses.kl_regulariser's summand) in one pass over
+        # chunks of positions: no [B, T, V] fp32 tensor (vocab_chunks).
+        ref_full = self.ref_full(b) if cfg.kl_alpha > 0 else None
+        logp, kl_tok = logprobs_and_kl(logits, b["input_ids"], mask, ref_full)
+        # Aborted / --max-length-cut episodes did not end where their tokens end: bootstrap from V there, not from R.
+        cut_state = b["attention_mask"].sum(-1) - 1
+        rewards = L.terminal_returns(b["rewards"], values, cut_state, b["truncated"])
         if cfg.loss_level == "token":
             states = mask
             loss_pi = L.oreo_policy_loss_token(logp, ref, values, rewards, mask, cfg.beta)
@@ -56,18 +62,16 @@ class OREOTrainer(Trainer):
             states = L.step_start_mask(b["step_ids"])
             loss_pi = L.oreo_policy_loss_step(logp, ref, values, rewards, b["step_ids"], cfg.beta)
         else:
-            states = L.step_start_mask(torch.where(mask > 0, 0, -1).long())
+            # The policy residual reads V(s_0) only; V still learns every action state, which search and the agent read.
+            states = mask
             loss_pi = L.oreo_policy_loss_response(logp, ref, values, rewards, mask, cfg.beta)
         # V is also regressed right after each reply: that is where value-guided agents read it (docs/learning.md).
         value_mask = (states + b["reply_end"]).clamp(max=1)
+        # ...except at a truncated episode's cut, whose target is V there itself.
+        at_cut = torch.nn.functional.one_hot(cut_state, mask.shape[1]).to(mask.dtype) * b["truncated"][:, None].to(mask.dtype)
+        value_mask = value_mask * (1 - at_cut)
         loss_v = L.oreo_value_loss(values, logp, ref, rewards, mask, cfg.beta, value_mask)
-        kl = torch.zeros((), device=logits.device)
-        if cfg.kl_alpha > 0:
-            act = mask.bool()
-            logp_act = torch.log_softmax(logits[act].float(), dim=-1)
-            kl_tok = torch.zeros_like(mask)
-            kl_tok[act] = (logp_act.exp() * (logp_act - self.ref_full(b))).sum(-1)
-            kl = L.per_sequence_mean(kl_tok, mask)
+        kl = L.per_sequence_mean(kl_tok, mask) if cfg.kl_alpha > 0 else torch.zeros((), device=logits.device)
         with torch.no_grad():
             vm = value_mask.bool()
             metrics = {
@@ -75,7 +79,7 @@ class OREOTrainer(Trainer):
                 "loss_pi": float(loss_pi.detach()),
                 "kl": float(kl.detach()),
                 "mean_v": float(values[vm].mean()) if vm.any() else 0.0,
-                "return": float(rewards.mean()),
+                "return": float(b["rewards"].mean()),
                 "logratio": float(((logp - ref) * mask).sum() / mask.sum().clamp(min=1)),
                 "tokens": float(b["attention_mask"].sum()),
             }

@@ -94,6 +94,10 @@ class Trainer:
         """Number of training units (episodes; DPO: pairs) one epoch iterates over."""
         return len(self.items)
 
+    def unit_length(self, i: int) -> int:
+        """Tokens of unit ``i`` (each update's micro-batches group units of similar length)."""
+        return len(self.items[i]["input_ids"])
+
     def micro_step(self, idx: list[int], weight: float) -> dict[str, float]:
         """Forward + backward on the units ``idx``, losses scaled by ``weight``; returns metrics (unscaled)."""
         raise NotImplementedError
@@ -150,6 +154,7 @@ class Trainer:
             self.ref = dist.build_ref_cache(
                 self.acc, reference, self.model_path, self.items, self.out / "ref_cache",
                 pad_id=self.pad_id, full=full, batch_size=self.cfg.micro_batch_size, progress=progress,
+                autocast=self.acc.autocast,
             )  # fmt: skip
         if self.ref_model is None:
             del reference  # only the cache is needed from here on
@@ -233,7 +238,7 @@ class Trainer:
     def one_update(self, idx: list[int]) -> dict[str, float]:
         """Accumulate gradients over the micro-batches of ``idx`` (DDP all-reduce only on the last), then step."""
         cfg, acc = self.cfg, self.acc
-        micro = [idx[i : i + cfg.micro_batch_size] for i in range(0, len(idx), cfg.micro_batch_size)] or [[]]
+        micro = D.length_grouped_micro_batches(idx, self.unit_length, cfg.micro_batch_size)
         totals: dict[str, float] = {}
         for m, mb in enumerate(micro):
             weight = len(mb) / max(len(idx), 1)

@@ -79,6 +79,50 @@ def test_response_policy_loss_by_hand():
     assert got.item() == pytest.approx((0.2 - 1 + 0.1 * -0.3) ** 2)
 
 
+def test_response_policy_loss_reads_v_at_s0_only_on_multi_turn_masks():
+    # Two replies with an observation between them: actions at states 1-2 and 5-6; V at the second reply's start (9.0)
+    # must take no part, only V(s_0) = V at state 1 (0.3). lr = [0, 0.5, -1, 0, 0, 0.2, 0.1, 0].
+    logp = t([0.0, -1.0, -2.0, 0.0, 0.0, -0.8, -0.4, 0.0], grad=True)
+    ref = t([0.0, -1.5, -1.0, 0.0, 0.0, -1.0, -0.5, 0.0])
+    values = t([5.0, 0.3, 0.9, 7.0, 8.0, 9.0, 0.4, 0.0])
+    mask = t([0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+    residual = 0.3 - 1 + 0.1 * (0.5 - 1.0 + 0.2 + 0.1)  # -0.72
+    loss = L.oreo_policy_loss_response(logp, ref, values, R, mask, BETA)
+    assert loss.item() == pytest.approx(residual**2, abs=1e-12)
+    loss.backward()
+    assert logp.grad.tolist()[0] == pytest.approx([0, 2 * residual * BETA, 2 * residual * BETA, 0, 0, 2 * residual * BETA, 2 * residual * BETA, 0])
+
+
+def test_response_policy_loss_matches_an_independent_reference():
+    g = torch.Generator().manual_seed(0)
+    B, T = 4, 24
+    logp, ref, values = (torch.randn(B, T, generator=g, dtype=torch.float64) for _ in range(3))
+    rewards = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+    mask = torch.zeros(B, T, dtype=torch.float64)
+    for b, replies in enumerate([[(2, 5), (8, 10), (15, 20)], [(0, 3), (6, 7)], [(4, 23)], []]):  # row 3: no action
+        for a, e in replies:
+            mask[b, a:e] = 1
+    per_row = []
+    for b in range(B):
+        acts = [i for i in range(T) if mask[b, i]]
+        if acts:  # (V(s_0) - R + beta * sum over every action of the trajectory)^2, s_0 = the first action state
+            per_row.append((values[b, acts[0]] - rewards[b] + BETA * sum(logp[b, i] - ref[b, i] for i in acts)) ** 2)
+    expected = sum(per_row) / len(per_row)
+    got = L.oreo_policy_loss_response(logp, ref, values, rewards, mask, BETA)
+    assert got.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_truncated_episodes_bootstrap_from_v_at_the_cut_not_from_r():
+    # Row 0 was cut after state 2 (aborted or past --max-length): its return is V(s_2) = 0.7, detached; row 1 finished.
+    values = torch.tensor([[0.1, 0.2, 0.7, 0.0], [0.3, 0.4, 0.5, 0.9]], dtype=torch.float64, requires_grad=True)
+    got = L.terminal_returns(torch.tensor([1.0, 1.0], dtype=torch.float64), values, torch.tensor([2, 3]), torch.tensor([True, False]))
+    assert got.tolist() == pytest.approx([0.7, 1.0])
+    assert not got.requires_grad
+    # In the value loss the cut episode's targets telescope to V(s_cut): 0.7 - beta * sum of later log-ratios.
+    loss = L.oreo_value_loss(t([0.2, 0.4, 0.0]), t(LOGP), t(REF), got[:1], t(MASK), BETA)
+    assert loss.item() == pytest.approx(((0.2 - 0.75) ** 2 + (0.4 - 0.8) ** 2) / 2)
+
+
 def test_per_sequence_mean_averages_trajectories_not_tokens():
     x = torch.tensor([[1.0, 1.0, 1.0], [4.0, 0.0, 0.0]])
     m = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
