@@ -61,6 +61,11 @@ class CollectConfig:
         default="sample", metadata={"help": "model policy: how each reply is chosen: sample (temperature), greedy, value (best of --k by V), admissible."}
     )
     k: int = field(default=4, metadata={"help": "model policy: candidates per turn for --select value."})
+    batch_invariant: bool = field(
+        default=False,
+        metadata={"help": "model policy: generate each context on its own (no batching, no prefix cache) so recorded "
+                          "log-probs are bit for bit the same whatever --num-envs (tokens are the same either way); slower."},
+    )
     samples_per_task: int = field(default=1, metadata={"help": "Episodes per task (OREO: 5 per ALFWorld game, 10 per problem)."})
     episodes: int = field(default=100, metadata={"help": "Episodes in the dataset (rerun with more to extend it)."})
     num_envs: int = field(default=1, metadata={"help": "Envs stepped together; the model policy acts on all in one batch."})
@@ -114,6 +119,8 @@ def content_settings(cfg: CollectConfig) -> dict[str, Any]:
         out[key] = _resolved(out[key])
     if cfg.policy != "noisy-expert":
         out.pop("eps")
+    if cfg.policy != "model" or not cfg.batch_invariant:
+        out.pop("batch_invariant")  # off: manifests stay as they were before this option
     if cfg.policy != "model":
         for k in ("model", "backend", "temperature", "top_p", "max_new_tokens", "dtype", "value", "select", "k"):
             out.pop(k)
@@ -276,10 +283,15 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
     from oreo_agents.recording.schema import EpisodeMetadata
 
     if cfg.policy == "model":
+        if cfg.batch_invariant and cfg.backend == "vllm":
+            import os
+
+            os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm when its engine starts (vllm 0.33 envs.py)
         if cfg.select == "sample" and cfg.value is None:
             policy = make_policy(
                 "model", model=cfg.model, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
                 temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                batch_invariant=cfg.batch_invariant,
             )
         else:  # the value-guided agent (or greedy decoding) acts and is recorded like any policy
             from oreo_agents.agent import build_agent
@@ -288,6 +300,9 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
                 cfg.model, value=cfg.value, select=cfg.select, k=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
             )
+            backend = getattr(getattr(policy, "policy", None), "backend", None)
+            if cfg.batch_invariant and hasattr(backend, "make_batch_invariant"):
+                backend.make_batch_invariant()
     elif cfg.policy == "noisy-expert":
         policy = make_policy("noisy-expert", eps=cfg.eps, seed=cfg.seed)
     elif cfg.policy == "random":
