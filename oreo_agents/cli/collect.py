@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import click
@@ -60,6 +61,11 @@ class CollectConfig:
         default="sample", metadata={"help": "model policy: how each reply is chosen: sample (temperature), greedy, value (best of --k by V), admissible."}
     )
     k: int = field(default=4, metadata={"help": "model policy: candidates per turn for --select value."})
+    batch_invariant: bool = field(
+        default=False,
+        metadata={"help": "model policy: generate each context on its own (no batching, no prefix cache) so recorded "
+                          "log-probs are bit for bit the same whatever --num-envs (tokens are the same either way); slower."},
+    )
     samples_per_task: int = field(default=1, metadata={"help": "Episodes per task (OREO: 5 per ALFWorld game, 10 per problem)."})
     episodes: int = field(default=100, metadata={"help": "Episodes in the dataset (rerun with more to extend it)."})
     num_envs: int = field(default=1, metadata={"help": "Envs stepped together; the model policy acts on all in one batch."})
@@ -93,11 +99,28 @@ _ENV_KWARGS = {
 }
 
 
+# Settings that name files or folders: stored resolved, compared resolved (./x/ and /abs/x are the same folder).
+PATH_SETTINGS = ("data_path", "games_root", "model", "value")
+
+
+def _resolved(value: str | None) -> str | None:
+    import os
+    from pathlib import Path
+
+    return str(Path(os.path.expandvars(value)).expanduser().resolve()) if value else value
+
+
 def content_settings(cfg: CollectConfig) -> dict[str, Any]:
-    """The settings stored in the manifest: everything that decides the episodes (policy-specific ones only if used)."""
+    """The settings stored in the manifest: everything that decides the episodes (policy-specific ones only if used).
+
+    Paths are stored resolved; :func:`fingerprint_settings` adds the content hashes of the env data and weights."""
     out = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_CONTENT}
+    for key in PATH_SETTINGS:
+        out[key] = _resolved(out[key])
     if cfg.policy != "noisy-expert":
         out.pop("eps")
+    if cfg.policy != "model" or not cfg.batch_invariant:
+        out.pop("batch_invariant")  # off: manifests stay as they were before this option
     if cfg.policy != "model":
         for k in ("model", "backend", "temperature", "top_p", "max_new_tokens", "dtype", "value", "select", "k"):
             out.pop(k)
@@ -202,24 +225,73 @@ def collect(**kwargs: Any) -> None:
 def run_collect(cfg: CollectConfig) -> Any:
     import gymnasium as gym
 
-    import oreo_agents
-    from oreo_agents.policies import NEEDS_EXPERT, make_policy
-    from oreo_agents.recording.collect import CollectProgress, collect_episodes
-    from oreo_agents.recording.schema import EpisodeMetadata
-    from oreo_agents.recording.writer import ShardWriter
+    from oreo_agents.policies import NEEDS_EXPERT
+    from oreo_agents.recording.fingerprints import FINGERPRINT_KEYS, DigestCache
+    from oreo_agents.recording.locks import LOCK_DIR
+    from oreo_agents.recording.writer import ShardWriter, read_manifest
 
     env_id = resolve_env_id(cfg.env)
     kwargs = env_kwargs(cfg, env_id, cfg.policy in NEEDS_EXPERT)
-    writer = ShardWriter(cfg.out, content_settings(cfg), resume=cfg.resume, shard_size=cfg.shard_size)
     if cfg.policy == "model":
         if cfg.model is None:
             raise OreoError("--policy model needs --model PATH (a save_pretrained model folder)")
         if cfg.select in ("value", "admissible") and not cfg.value:
             raise OreoError(f"--select {cfg.select} needs --value DIR (a value model from `oreo-agents train --algo oreo`)")
+    digests = DigestCache(Path(cfg.out) / LOCK_DIR / "digests.json" if read_manifest(cfg.out) else None)
+    settings = fingerprint_settings(cfg, content_settings(cfg), lambda: gym.make(env_id, **kwargs), digests)
+    writer = ShardWriter(cfg.out, settings, resume=cfg.resume, shard_size=cfg.shard_size, path_keys=PATH_SETTINGS,
+                         unverified_keys=FINGERPRINT_KEYS)
+    digests.path = Path(cfg.out) / LOCK_DIR / "digests.json"
+    digests.save()
+    if writer.unverified:
+        console.print(
+            f"[yellow]warning:[/] {cfg.out} was recorded before {', '.join(writer.unverified)} were kept: resuming "
+            "without checking them (they are recorded from now on)"
+        )
+    try:
+        return _collect_into(cfg, writer, env_id, kwargs)
+    except BaseException:
+        writer.close()  # releases the lock; flushes nothing new (a failure before collecting leaves no episode)
+        raise
+
+
+def fingerprint_settings(cfg: CollectConfig, settings: dict[str, Any], make_env: Any, digests: Any) -> dict[str, Any]:
+    """``settings`` plus the content hashes of the env's task data and of the model/value weights (see
+    :mod:`oreo_agents.recording.fingerprints`); an env whose data cannot be seen gets no data hash."""
+    from oreo_agents.recording.fingerprints import env_data_fingerprint, folder_fingerprint
+
+    out = dict(settings)
+    env = make_env()
+    try:
+        data = env_data_fingerprint(env, digests)
+    finally:
+        env.close()
+    if data is not None:
+        out["env_data_sha256"] = data
+    for key, folder in (("model_weights_sha256", cfg.model), ("value_weights_sha256", cfg.value)):
+        if cfg.policy == "model" and folder and Path(folder).is_dir():
+            out[key] = folder_fingerprint(folder, digests)
+    return out
+
+
+def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str, Any]) -> Any:
+    import gymnasium as gym
+
+    import oreo_agents
+    from oreo_agents.policies import make_policy
+    from oreo_agents.recording.collect import CollectProgress, collect_episodes
+    from oreo_agents.recording.schema import EpisodeMetadata
+
+    if cfg.policy == "model":
+        if cfg.batch_invariant and cfg.backend == "vllm":
+            import os
+
+            os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm when its engine starts (vllm 0.33 envs.py)
         if cfg.select == "sample" and cfg.value is None:
             policy = make_policy(
                 "model", model=cfg.model, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
                 temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                batch_invariant=cfg.batch_invariant,
             )
         else:  # the value-guided agent (or greedy decoding) acts and is recorded like any policy
             from oreo_agents.agent import build_agent
@@ -228,6 +300,9 @@ def run_collect(cfg: CollectConfig) -> Any:
                 cfg.model, value=cfg.value, select=cfg.select, k=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
             )
+            backend = getattr(getattr(policy, "policy", None), "backend", None)
+            if cfg.batch_invariant and hasattr(backend, "make_batch_invariant"):
+                backend.make_batch_invariant()
     elif cfg.policy == "noisy-expert":
         policy = make_policy("noisy-expert", eps=cfg.eps, seed=cfg.seed)
     elif cfg.policy == "random":
@@ -238,7 +313,9 @@ def run_collect(cfg: CollectConfig) -> Any:
     env_version, grammar_hash = env_provenance(env_id)
     metadata = EpisodeMetadata(
         policy=policy.name,
-        checkpoint=str(meta.get("checkpoint", "")),
+        # The model folder as the manifest spells it (first run's spelling): episode ids stay the same however a
+        # resume spells the same folder.
+        checkpoint=str(writer.settings.get("model") or meta.get("checkpoint", "")),
         sampling=json.dumps(meta.get("sampling", {}), sort_keys=True),
         seed=cfg.seed,
         env_version=env_version,

@@ -41,7 +41,9 @@ class SamplingParams:
     stop_strings: tuple[str, ...] = ()  # stop once the completion's text contains one (the token is kept)
     stop_token_ids: tuple[int, ...] = ()  # extra terminators besides the tokenizer's/model's EOS
     logprobs: Literal["policy", "sampling"] = "policy"
-    seed: int | None = None  # None: continue the backend's own generator (reproducible per backend seed)
+    # Base seed of a call whose prompts carry no seeds of their own (see ``generate(..., seeds=)``); None: draw it from
+    # the backend's own generator (reproducible per backend seed).
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -77,9 +79,20 @@ class GenerationBackend(Protocol):
     tokenizer: Any
     max_context: int | None  # longest sequence (context + completion) the model accepts, None if unbounded
 
-    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
-        """``params.n`` completions for each prompt, in prompt order."""
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
+        """``params.n`` completions for each prompt, in prompt order. ``seeds`` (one per prompt) makes each prompt's
+        samples a function of its own seed alone, whatever else is in the batch."""
         ...
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from any parts (e.g. policy seed, episode id, step): the same parts give the same seed on every
+    machine and Python (sha256, not ``hash``)."""
+    import hashlib
+
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
 def eos_ids(tokenizer: Any, config: Any = None, extra: Sequence[int] = ()) -> set[int]:
@@ -114,7 +127,8 @@ class HFBackend:
     """Batched sampling with a ``transformers`` causal LM on CPU or GPU.
 
     Our own loop rather than ``model.generate`` because we need, per sample, the exact ids up to and including the
-    terminator, their log-probs, a per-call seeded generator, and two kinds of prefill sharing: each prompt is
+    terminator, their log-probs, one seeded generator per sample (so a sample depends on its own seed, not on what else is
+    in the batch), and two kinds of prefill sharing: each prompt is
     prefilled once and its KV cache repeated ``n`` times, so K candidates cost one prefill, not K; and a
     :class:`~oreo_agents.policies.prefix_cache.PrefixCache` keeps each finished sequence's keys/values, so the next turn
     of an episode prefills only the tokens added since (its new observation), not the whole history again.
@@ -123,15 +137,22 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64, seed: int = 0,
-                 prefix_cache_mb: float = 1024) -> None:
+                 prefix_cache_mb: float = 1024, batch_invariant: bool = False) -> None:
         import inspect
 
         import torch
 
         self.model = model.eval()
+        # Per-sample seeds make the *tokens* independent of the batch. The float results are not quite: a matmul over 1
+        # row (GEMV) or 2-3 rows rounds differently from one over 4 (measured on CPU: log-probs differ by ~1e-7), and
+        # re-fed or cache-spliced prefixes differ likewise. ``batch_invariant`` runs each prompt on its own with no
+        # prefix cache, so a sample's floats are a function of its context alone (byte-identical datasets whatever
+        # --num-envs), at the cost of batching's speed.
+        self.batch_invariant = batch_invariant
         # Reuse of past keys/values across calls (0 turns it off); switched off by itself for models whose cache is not
         # plain per-layer keys/values (sliding windows, recurrent layers).
-        self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20)) if prefix_cache_mb > 0 else None
+        use_cache = prefix_cache_mb > 0 and not batch_invariant
+        self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20)) if use_cache else None
         self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
@@ -141,6 +162,10 @@ class HFBackend:
         pad = getattr(tokenizer, "pad_token_id", None)
         self._pad = int(pad if pad is not None else next(iter(self._eos), 0))
         self._generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def make_batch_invariant(self) -> None:
+        """Switch to ``batch_invariant`` after construction (e.g. on a backend an agent built)."""
+        self.batch_invariant, self.prefix_cache = True, None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: str | None = None, dtype: str | None = None, **kw: Any) -> "HFBackend":
@@ -152,16 +177,13 @@ class HFBackend:
         return cls(load_policy(path, dtype=dtype, device=device), load_tokenizer(path), **kw)
 
     # --- public ---------------------------------------------------------------------------------------------------
-    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
-        import torch
-
-        generator = self._generator
-        if params.seed is not None:
-            generator = torch.Generator(device=self.device).manual_seed(params.seed)
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
+        seeds = self._prompt_seeds(len(prompts), params, seeds)
         results: list[list[Completion]] = [[] for _ in prompts]
         # Longest first so each micro-batch holds similar lengths (less padding); results go back in prompt order.
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        per_batch = max(1, self.max_batch_size // params.n)
+        per_batch = 1 if self.batch_invariant else max(1, self.max_batch_size // params.n)
         for start in range(0, len(order), per_batch):
             chunk = order[start : start + per_batch]
             fits = [i for i in chunk if self._room(len(prompts[i])) > 0]
@@ -169,16 +191,29 @@ class HFBackend:
                 if i not in fits:  # the context alone fills the model: nothing can be generated
                     results[i] = [Completion([], [], "", "context") for _ in range(params.n)]
             if fits:
-                for i, samples in zip(fits, self._generate_batch([prompts[i] for i in fits], params, generator)):
+                row_seeds = [derive_seed(seeds[i], j) for i in fits for j in range(params.n)]
+                for i, samples in zip(fits, self._generate_batch([prompts[i] for i in fits], params, row_seeds)):
                     results[i] = samples
         return results
 
     # --- internals ------------------------------------------------------------------------------------------------
+    def _prompt_seeds(self, count: int, params: SamplingParams, seeds: Sequence[int] | None) -> list[int]:
+        if seeds is not None:
+            if len(seeds) != count:
+                raise OreoError(f"generation: got {len(seeds)} seeds for {count} prompts")
+            return [int(x) for x in seeds]
+        import torch
+
+        base = params.seed if params.seed is not None else int(
+            torch.randint(0, 2**62, (1,), generator=self._generator, device=self.device).item()
+        )
+        return [derive_seed(base, i) for i in range(count)]
+
     def _room(self, prompt_len: int) -> int:
         return 10**9 if self.max_context is None else self.max_context - prompt_len
 
     @torch_inference_mode()
-    def _generate_batch(self, prompts: list[Sequence[int]], params: SamplingParams, generator: Any) -> list[list[Completion]]:
+    def _generate_batch(self, prompts: list[Sequence[int]], params: SamplingParams, row_seeds: list[int]) -> list[list[Completion]]:
         import torch
 
         n, dev = params.n, self.device
@@ -199,8 +234,9 @@ class HFBackend:
         reasons: list[str | None] = [None] * rows
         stop_len = max((len(s) for s in params.stop_strings), default=0)
         eos = self._eos | {int(t) for t in params.stop_token_ids}
+        generators = [None if params.greedy else torch.Generator(device=dev).manual_seed(x) for x in row_seeds]
         for _ in range(max(limits)):
-            chosen, policy_lp, sampling_lp = self._sample(logits, params, generator)
+            chosen, policy_lp, sampling_lp = self._sample(logits, params, generators, reasons)
             record_lp = policy_lp if params.logprobs == "policy" else sampling_lp
             chosen_list, lp_list = chosen.tolist(), record_lp.tolist()
             for r in range(rows):
@@ -316,7 +352,9 @@ class HFBackend:
         return any(s in tail for s in stops)
 
     @staticmethod
-    def _sample(logits: Any, params: SamplingParams, generator: Any) -> tuple[Any, Any, Any]:
+    def _sample(logits: Any, params: SamplingParams, generators: list[Any], done: list[Any]) -> tuple[Any, Any, Any]:
+        """One token per row. Row ``r`` draws with its own generator (advanced once per step it is still running), so
+        its tokens depend on its seed and its logits only: not on the batch it shares, nor on how long others run."""
         import torch
 
         policy_lp = torch.log_softmax(logits, dim=-1)
@@ -332,7 +370,11 @@ class HFBackend:
             sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
             scaled = torch.full_like(scaled, float("-inf")).scatter(1, idx, sorted_logits)
         sampling_lp = torch.log_softmax(scaled, dim=-1)
-        chosen = torch.multinomial(sampling_lp.exp(), 1, generator=generator)[:, 0]
+        probs = sampling_lp.exp()
+        chosen = torch.zeros(probs.shape[0], dtype=torch.long, device=probs.device)
+        for r, generator in enumerate(generators):
+            if done[r] is None:  # finished rows draw nothing (their output is ignored)
+                chosen[r] = torch.multinomial(probs[r], 1, generator=generator)[0]
         return chosen, policy_lp.gather(1, chosen[:, None])[:, 0], sampling_lp.gather(1, chosen[:, None])[:, 0]
 
 
@@ -343,13 +385,14 @@ def _plain_cache(cache: Any) -> bool:
 
 
 def make_backend(backend: str, model_path: str | Path, *, device: str | None = None, dtype: str | None = None,
-                 seed: int = 0, max_batch_size: int = 64, prefix_cache_mb: float = 1024, **kwargs: Any) -> GenerationBackend:
+                 seed: int = 0, max_batch_size: int = 64, prefix_cache_mb: float = 1024, batch_invariant: bool = False,
+                 **kwargs: Any) -> GenerationBackend:
     """``"hf"`` (default, CPU/GPU) or ``"vllm"`` (GPU; imports vllm only here, with its own prefix caching)."""
     if backend == "hf":
         return HFBackend.from_pretrained(model_path, device=device, dtype=dtype, seed=seed, max_batch_size=max_batch_size,
-                                         prefix_cache_mb=prefix_cache_mb)
+                                         prefix_cache_mb=prefix_cache_mb, batch_invariant=batch_invariant)
     if backend == "vllm":
         from oreo_agents.policies.vllm_backend import VLLMBackend
 
-        return VLLMBackend(model_path, dtype=dtype, seed=seed, **kwargs)
+        return VLLMBackend(model_path, dtype=dtype, seed=seed, batch_invariant=batch_invariant, **kwargs)
     raise OreoError(f"--backend: unknown generation backend '{backend}' (choose hf or vllm)")

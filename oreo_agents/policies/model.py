@@ -24,8 +24,10 @@ from typing import Any, Sequence
 
 from oreo_agents.errors import OreoError
 from oreo_agents.policies.base import Decision, Turn, history_rows
-from oreo_agents.policies.generation import Completion, GenerationBackend, SamplingParams, make_backend
+from oreo_agents.policies.generation import Completion, GenerationBackend, SamplingParams, derive_seed, make_backend
 from oreo_agents.prompting import PromptFormat, context_ids, format_for
+
+INFO_EPISODE_ID = "episode_id"  # put in info by oreo_agents.recording.RecordEpisode (no upward import for one name)
 
 
 @dataclass
@@ -35,6 +37,9 @@ class Context:
     fmt: PromptFormat
     ids: list[int]  # the full context
     new_ids: list[int]  # the part added since the previous reply (recorded as prompt_token_ids)
+    # Which reply of which episode this is ("<episode id>|step=<k>"), when the turn names its episode: the sampling seed
+    # is derived from it, so an episode's replies do not depend on batching, resume or worker count.
+    key: str | None = None
 
 
 def tokenizer_id(tokenizer: Any) -> str:
@@ -53,8 +58,12 @@ class ModelPolicy:
         model: a model folder (loaded on ``backend``: ``"hf"`` or ``"vllm"``) or a ready generation backend; the
             backend's tokenizer renders the prompt format.
         temperature: 0 = greedy. top_p: nucleus sampling. max_new_tokens: longest reply.
+        batch_invariant: run each context alone (see :class:`~oreo_agents.policies.generation.HFBackend`): log-probs
+            bit for bit the same whatever the batch, slower.
         checkpoint: the model folder, stored in each episode's metadata.
-        seed: seeds the per-call generator so a run is reproducible.
+        seed: base seed. A turn that names its episode (``info["episode_id"]``, set by the recorder) samples with a
+            seed derived from (seed, episode id, step): the reply is the same whatever the batch, resume or worker count.
+            Other turns get a seed derived from (seed, call number, position), reproducible per run.
     """
 
     name = "model"
@@ -72,13 +81,14 @@ class ModelPolicy:
         max_new_tokens: int = 64,
         checkpoint: str = "",
         seed: int = 0,
+        batch_invariant: bool = False,
     ) -> None:
         if isinstance(model, (str, Path)):  # a model folder: load it on the chosen backend
             checkpoint = checkpoint or str(model)
             from oreo_agents.learning.models import check_model_dir
 
             model = make_backend(backend, check_model_dir(model, "--model"), device=device, dtype=dtype, seed=seed,
-                                 max_batch_size=max_batch_size)
+                                 max_batch_size=max_batch_size, batch_invariant=batch_invariant)
         self.backend: GenerationBackend = model
         self.tokenizer = model.tokenizer
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
@@ -120,7 +130,9 @@ class ModelPolicy:
             initial_observation=turn.initial_observation,
             steps=history_rows(turn.history),
         )
-        return Context(fmt, full, new)
+        episode_id = (turn.info or {}).get(INFO_EPISODE_ID)
+        key = f"{episode_id}|step={len(turn.history)}" if episode_id else None
+        return Context(fmt, full, new, key)
 
     def params(self, n: int, *, fmt: PromptFormat | None = None, temperature: float | None = None) -> SamplingParams:
         return SamplingParams(
@@ -141,12 +153,17 @@ class ModelPolicy:
             by_format.setdefault(ctx.fmt.family, []).append(i)
         for indices in by_format.values():
             params = self.params(n, fmt=contexts[indices[0]].fmt, temperature=temperature)
-            # A fresh seed per call, derived from the policy seed: reruns reproduce, calls do not repeat each other.
-            params = SamplingParams(**{**params.__dict__, "seed": self.seed * 1_000_003 + self._calls})
+            seeds = [self.seed_of(contexts[i], position) for position, i in enumerate(indices)]
             self._calls += 1
-            for i, group in zip(indices, self.backend.generate([contexts[i].ids for i in indices], params)):
+            for i, group in zip(indices, self.backend.generate([contexts[i].ids for i in indices], params, seeds=seeds)):
                 out[i] = group
         return out
+
+    def seed_of(self, ctx: Context, position: int) -> int:
+        """The sampling seed of one context: from (seed, episode id, step) when known, else (seed, call, position)."""
+        if ctx.key is not None:
+            return derive_seed(self.seed, ctx.key)
+        return derive_seed(self.seed, "call", self._calls, position)
 
     def decision(self, ctx: Context, sample: Completion, **extra: Any) -> Decision:
         """Turn one sampled reply into a Decision (action None when the reply holds no action)."""

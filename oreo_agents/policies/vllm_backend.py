@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from oreo_agents.errors import OreoError
-from oreo_agents.policies.generation import Completion, SamplingParams
+from oreo_agents.policies.generation import Completion, SamplingParams, derive_seed
 
 
 def _import_vllm() -> Any:
@@ -44,8 +44,14 @@ class VLLMBackend:
         logprobs: str = "policy",
         gpu_memory_utilization: float = 0.85,
         max_model_len: int | None = None,
+        batch_invariant: bool = False,
         **engine_kwargs: Any,
     ) -> None:
+        if batch_invariant:
+            # vLLM's own batch-invariant kernels (vllm 0.33 envs.py: VLLM_BATCH_INVARIANT, read when the engine starts).
+            import os
+
+            os.environ["VLLM_BATCH_INVARIANT"] = "1"
         vllm = _import_vllm()
         from oreo_agents.learning.models import load_tokenizer
 
@@ -70,7 +76,13 @@ class VLLMBackend:
         self.max_context = int(self.llm.llm_engine.model_config.max_model_len)
         self._vllm = vllm
 
-    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
+        """As :meth:`HFBackend.generate <oreo_agents.policies.generation.HFBackend.generate>`. Each prompt is its own
+        request with its own ``vllm.SamplingParams(seed=...)`` (``LLM.generate`` takes one per prompt, vllm 0.33
+        ``entrypoints/llm.py``): a seeded request gets a private generator (``SamplingType.RANDOM_SEED``), and its
+        ``n`` samples get ``seed + index`` (``v1/engine/parallel_sampling.py``), so a prompt's samples depend on its
+        seed, not on the batch; identical contexts with different seeds no longer share one draw."""
         if params.logprobs != self.logprobs:
             raise OreoError(
                 f"--backend vllm was started with logprobs={self.logprobs!r}; restart it to record {params.logprobs!r}"
@@ -84,7 +96,20 @@ class VLLMBackend:
                 results[i] = [Completion([], [], "", "context") for _ in range(params.n)]
             else:
                 todo.append(i)
-        sampling = self._vllm.SamplingParams(
+        if seeds is not None and len(seeds) != len(prompts):
+            raise OreoError(f"generation: got {len(seeds)} seeds for {len(prompts)} prompts")
+        if seeds is None and params.seed is not None:
+            seeds = [derive_seed(params.seed, i) for i in range(len(prompts))]
+        per_prompt = [self._sampling(params, None if seeds is None else int(seeds[i])) for i in todo]
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=[int(t) for t in prompts[i]]) for i in todo], per_prompt, use_tqdm=False
+        )
+        for i, request in zip(todo, outputs):
+            results[i] = [self._completion(out) for out in request.outputs]
+        return [r or [] for r in results]
+
+    def _sampling(self, params: SamplingParams, seed: int | None) -> Any:
+        return self._vllm.SamplingParams(
             n=params.n,
             temperature=params.temperature,
             top_p=params.top_p,
@@ -94,14 +119,8 @@ class VLLMBackend:
             include_stop_str_in_output=True,
             skip_special_tokens=True,
             logprobs=0,
-            seed=params.seed,
+            seed=seed,
         )
-        outputs = self.llm.generate(
-            [TokensPrompt(prompt_token_ids=[int(t) for t in prompts[i]]) for i in todo], sampling, use_tqdm=False
-        )
-        for i, request in zip(todo, outputs):
-            results[i] = [self._completion(out) for out in request.outputs]
-        return [r or [] for r in results]
 
     @staticmethod
     def _completion(out: Any) -> Completion:

@@ -3,7 +3,9 @@
 No torch here. The pieces::
 
     RecordEpisode      gymnasium.Wrapper: builds an EpisodeRecord per episode (any text env)
-    ShardWriter        atomic Parquet shards + manifest; resume skips committed episode ids
+    ShardWriter        atomic Parquet shards + manifest; resume skips committed episode ids; one writer per plan/share
+    DatasetLock        the advisory locks that keep two writers of the same episodes apart (locks.py)
+    fingerprints       content hashes of the env's task data and of model weights, for the manifest
     collect_episodes   N envs, one batched policy.act per round, streamed to a ShardWriter
     load_episodes      a recorded folder as a datasets.Dataset with the explicit Features
     exports            SFT (messages / prompt-completion), DPO pairs, KTO rows
@@ -35,8 +37,10 @@ _EXPORTS = {
     "EpisodeRecord": "schema",
     "StepRecord": "schema",
     "episode_features": "schema",
+    "DatasetLock": "locks",
     "ShardWriter": "writer",
     "read_manifest": "writer",
+    "settings_differences": "writer",
     "settings_hash": "writer",
     "shard_paths": "writer",
 }
@@ -51,6 +55,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "INFO_EPISODE_ID",
     "CollectProgress",
+    "DatasetLock",
     "CollectSummary",
     "EpisodeMetadata",
     "EpisodeRecord",
@@ -66,6 +71,7 @@ __all__ = [
     "parquet_files",
     "plan_episodes",
     "read_manifest",
+    "settings_differences",
     "settings_hash",
     "shard_paths",
     "validate_columns",

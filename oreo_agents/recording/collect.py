@@ -111,6 +111,7 @@ def collect_episodes(
     plan_key: str = "",
     task_options: Callable[[gym.Env, int], dict[str, Any] | None] | None = None,
     progress: Any = None,
+    share: tuple[int, int] | None = None,
 ) -> CollectSummary:
     """Play the planned episodes not yet in ``writer`` and add each finished one to it.
 
@@ -122,12 +123,19 @@ def collect_episodes(
         task_options: ``(env, task_slot) -> reset options`` for envs that can be told which task to play (e.g.
             ``{"game": slot % n_games}``); without it the task is whatever ``reset(seed=seed + slot)`` picks.
         progress: a :class:`CollectProgress`-like object (``start(total, done)``, ``update(summary)``), or None.
+        share: ``(i, n)``: play only the planned episodes whose plan index is ``i`` mod ``n`` — one of ``n``
+            cooperating collectors writing into one folder, each with a ``ShardWriter(..., share=f"{i}-of-{n}")``.
+            Episodes are the same as in an unshared run (their content depends on the settings and their id only).
     """
     if num_envs < 1:
         raise OreoError(f"num_envs must be at least 1, got {num_envs}")
+    if share is not None and not (share[1] >= 1 and 0 <= share[0] < share[1]):
+        raise OreoError(f"share must be (i, n) with 0 <= i < n, got {share}")
     summary = CollectSummary()
     pending: list[PlannedEpisode] = []
     for planned in plan_episodes(episodes=episodes, samples_per_task=samples_per_task, seed=seed, key=plan_key):
+        if share is not None and planned.index % share[1] != share[0]:
+            continue
         summary.planned += 1
         if writer.is_done(planned.episode_id):
             summary.skipped += 1

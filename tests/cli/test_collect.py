@@ -187,3 +187,107 @@ def test_value_guided_agent_collects_with_its_values_recorded(tmp_path):
         assert json.loads(r["metadata"]["sampling"])["select"] == "value"
         for s in r["steps"]:
             assert not math.isnan(s["value"]) and s["completion_token_ids"]
+
+
+# --- issue #14: concurrent collectors, resume checks by content, per-episode seeding ------------------------------------
+
+
+def test_a_second_collector_on_the_same_out_is_refused_naming_the_first(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TOY_DIR), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "ds"
+    first = subprocess.Popen(_collect_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not list((out / "data").glob("shard-*.parquet")):
+            time.sleep(0.05)
+        second = subprocess.run(_collect_cmd(out), env=env, capture_output=True, text=True)
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert f"another collector is writing this dataset: pid {first.pid} on" in " ".join(second.stderr.split())
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait()
+    subprocess.run(_collect_cmd(out), env=env, check=True, capture_output=True)  # the lock died with its holder
+    from oreo_agents.recording import load_episodes
+
+    ids = load_episodes(out)["episode_id"]
+    assert len(ids) == len(set(ids)) == 60
+
+
+def _games_copy(src: Path, dst: Path, *, drop_one: bool = False) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    if drop_one:  # the same layout with one game less: other games in the same slots
+        shutil.rmtree(sorted(dst.rglob("traj_data.json"))[0].parent)
+    return dst
+
+
+def test_resume_refuses_other_env_data_behind_the_same_flags(alfworld_games_root, tmp_path, monkeypatch):
+    """ALFWORLD_DATA now names other games: the manifest's data hash tells, the flags alone could not."""
+    base = ["collect", "--env", "alfworld", "--policy", "expert", "--episodes", "0", "--out", str(tmp_path / "ds")]
+    monkeypatch.setenv("ALFWORLD_DATA", str(_games_copy(alfworld_games_root, tmp_path / "a")))
+    first = run(*base)
+    assert first.exit_code == 0, first.output
+    assert len(json.loads((tmp_path / "ds" / "manifest.json").read_text())["settings"]["env_data_sha256"]) == 16
+    assert run(*base).exit_code == 0  # the same data resumes
+    monkeypatch.setenv("ALFWORLD_DATA", str(_games_copy(alfworld_games_root, tmp_path / "b", drop_one=True)))
+    other = run(*base)
+    assert other.exit_code == 2 and "different settings (env_data_sha256: '" in " ".join(other.output.split())
+
+
+def _tiny_math_model(root: Path) -> Path:
+    import torch
+
+    torch.set_num_threads(1)
+    from oreo_agents.envs.math.problems import load_problems
+    from oreo_agents.learning.models import build_tiny_model
+
+    texts = [p.question for p in load_problems("embedded", num_problems=50)] + ["#### 4", "3 + 4 = 7"]
+    return build_tiny_model(texts, root)
+
+
+def test_resume_refuses_new_weights_and_accepts_another_spelling_of_the_folder(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    model = _tiny_math_model(tmp_path / "tiny")
+    monkeypatch.chdir(model.parent)
+    common = ["collect", "--env", "math", "--num-tasks", "2", "--policy", "model", "--episodes", "1",
+              "--max-new-tokens", "4", "--max-steps", "1", "--out", str(tmp_path / "ds")]
+    assert run(*common, "--model", str(model)).exit_code == 0
+    same = run(*common, "--model", f"./{model.name}/")  # the same folder, spelled relative with a slash
+    assert same.exit_code == 0 and "0 new episodes (1 already there" in " ".join(same.output.split()), same.output
+    from transformers import AutoModelForCausalLM
+
+    import torch
+
+    weights = AutoModelForCausalLM.from_pretrained(model)
+    with torch.no_grad():
+        next(weights.parameters()).add_(0.01)
+    weights.save_pretrained(model)  # new weights, same folder
+    changed = run(*common, "--model", str(model))
+    assert changed.exit_code == 2 and "model_weights_sha256: '" in " ".join(changed.output.split()), changed.output
+
+
+def test_model_episodes_do_not_depend_on_num_envs_nor_on_resume(tmp_path):
+    """Same seed: --num-envs 1 and 4 and a resumed run give the same episodes (bit for bit with --batch-invariant;
+    without it the tokens are the same and only the log-probs' last bits may differ)."""
+    pytest.importorskip("torch")
+    model = _tiny_math_model(tmp_path / "tiny")
+
+    def collect(out: str, *extra: str, episodes: int = 6) -> dict:
+        result = run("collect", "--env", "math", "--num-tasks", "3", "--policy", "model", "--model", str(model),
+                     "--episodes", str(episodes), "--samples-per-task", "2", "--max-new-tokens", "10",
+                     "--max-steps", "3", "--out", str(tmp_path / out), *extra)
+        assert result.exit_code == 0, result.output
+        return _episodes(tmp_path / out)
+
+    def text(rows: dict) -> dict:
+        return {k: json.dumps(v, sort_keys=True, default=str) for k, v in rows.items()}
+
+    one = collect("one", "--num-envs", "1", "--batch-invariant")
+    four = collect("four", "--num-envs", "4", "--batch-invariant")
+    collect("resumed", "--num-envs", "2", "--batch-invariant", episodes=3)  # "killed" after 3 episodes
+    resumed = collect("resumed", "--num-envs", "4", "--batch-invariant")
+    assert text(one) == text(four) == text(resumed)
+    fast = collect("fast", "--num-envs", "4")
+    tokens = {k: [s["completion_token_ids"] for s in r["steps"]] for k, r in fast.items()}
+    assert tokens == {k: [s["completion_token_ids"] for s in r["steps"]] for k, r in one.items()}

@@ -121,3 +121,75 @@ def test_completion_logprob_is_the_sum():
     from oreo_agents.policies.generation import Completion
 
     assert math.isclose(Completion([1, 2], [-0.5, -0.25], "x", "eos").logprob, -0.75)
+
+
+# --- issue #14 item 7: a sample depends on its own seed, not on the batch it was drawn in --------------------------------
+
+
+def test_a_seeded_prompt_samples_the_same_in_any_batch(backend):
+    tok = backend.tokenizer
+    a, b, c = _prompts(tok) + [tok("Sam has 9 books. Sam sells 7 books.", add_special_tokens=False)["input_ids"]]
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=12)
+    [alone] = backend.generate([a], params, seeds=[1234])
+    crowd = backend.generate([b, a, c], params, seeds=[7, 1234, 99])
+    assert [s.token_ids for s in crowd[1]] == [s.token_ids for s in alone]
+    assert alone[0].token_ids != alone[1].token_ids or alone[0].logprobs != alone[1].logprobs  # n samples differ
+    [other] = backend.generate([a], params, seeds=[1235])
+    assert [s.token_ids for s in other] != [s.token_ids for s in alone]
+    with pytest.raises(OreoError, match="2 seeds for 1 prompts"):
+        backend.generate([a], params, seeds=[1, 2])
+
+
+def test_batch_invariant_generation_gives_bit_identical_logprobs(tiny):
+    """Without it only the floats' last bits depend on the batch (a 1-row matmul rounds unlike a 3-row one)."""
+    fast = HFBackend.from_pretrained(tiny, seed=0)
+    exact = HFBackend.from_pretrained(tiny, seed=0, batch_invariant=True)
+    tok = fast.tokenizer
+    a, b = _prompts(tok)
+    params = SamplingParams(temperature=1.0, max_new_tokens=12)
+    results = {}
+    for name, be in (("fast", fast), ("exact", exact)):
+        [[alone]] = be.generate([a], params, seeds=[5])
+        together = be.generate([b, a], params, seeds=[6, 5])[1][0]
+        assert together.token_ids == alone.token_ids
+        results[name] = (alone.logprobs, together.logprobs)
+    assert results["exact"][0] == results["exact"][1]
+    assert max(abs(x - y) for x, y in zip(*results["fast"])) < 1e-4
+
+
+class _FakeVLLMSamplingParams:
+    """Stand-in for ``vllm.SamplingParams`` (vllm 0.33 sampling_params.py): the fields the backend sets, by name."""
+
+    def __init__(self, *, n=1, temperature=1.0, top_p=1.0, max_tokens=16, stop=None, stop_token_ids=None,
+                 include_stop_str_in_output=False, skip_special_tokens=True, logprobs=None, seed=None):
+        self.n, self.seed, self.temperature = n, seed, temperature
+
+
+def test_vllm_backend_sends_one_seeded_sampling_params_per_prompt(monkeypatch):
+    """vllm 0.33 ``LLM.generate(prompts, sampling_params: SamplingParams | Sequence[SamplingParams])`` pairs a list
+    one by one with the prompts; a seeded request samples from its own generator."""
+    import types
+
+    from oreo_agents.policies.vllm_backend import VLLMBackend
+
+    calls = []
+
+    class FakeLLM:
+        def generate(self, prompts, sampling_params, use_tqdm=True):
+            assert isinstance(sampling_params, list) and len(sampling_params) == len(prompts)
+            calls.append([p.seed for p in sampling_params])
+            out = types.SimpleNamespace(token_ids=[5, 2], logprobs=[{5: types.SimpleNamespace(logprob=-0.5)},
+                                        {2: types.SimpleNamespace(logprob=-0.1)}], finish_reason="stop",
+                                        stop_reason=None, text="x")
+            return [types.SimpleNamespace(outputs=[out]) for _ in prompts]
+
+    inputs = types.ModuleType("vllm.inputs")
+    inputs.TokensPrompt = lambda prompt_token_ids: {"prompt_token_ids": prompt_token_ids}
+    monkeypatch.setitem(__import__("sys").modules, "vllm.inputs", inputs)
+    backend = VLLMBackend.__new__(VLLMBackend)
+    backend.llm, backend.logprobs, backend.max_context = FakeLLM(), "policy", 100
+    backend._vllm = types.SimpleNamespace(SamplingParams=_FakeVLLMSamplingParams)
+    groups = backend.generate([[1, 2], [3, 4, 5]], SamplingParams(), seeds=[11, 22])
+    assert calls == [[11, 22]] and groups[0][0].token_ids == [5, 2] and groups[1][0].logprobs == [-0.5, -0.1]
+    backend.generate([[1, 2], [3]], SamplingParams(seed=4))  # a call-level seed: one derived seed per prompt
+    assert len(set(calls[1])) == 2 and None not in calls[1]

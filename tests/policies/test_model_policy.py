@@ -77,3 +77,23 @@ def test_make_policy_model_and_bad_folder(tiny, tmp_path):
     assert make_policy("model", model=str(tiny), temperature=0.5).metadata()["sampling"]["temperature"] == 0.5
     with pytest.raises(OreoError, match="no such model directory"):
         ModelPolicy(tmp_path / "missing")
+
+
+def test_an_episode_samples_the_same_whatever_batch_or_resume(tiny):
+    """The reply at (episode id, step) depends on the policy seed and those alone: not on the turns it is batched with
+    nor on how many calls the policy made before (a resumed run starts from zero calls)."""
+
+    def turn(episode_id, question):
+        return Turn(env_id="oreo_agents/Math-v0", goal=question, initial_observation=question, observation="",
+                    info={"episode_id": episode_id})
+
+    a, b, c = turn("ep-a", "What is 3 + 4?"), turn("ep-b", "Sam has 9 books. How many?"), turn("ep-c", "What is 9 - 7?")
+    busy = ModelPolicy(tiny, temperature=1.0, max_new_tokens=10, seed=3)
+    for _ in range(3):
+        busy.act([b, c])  # an uninterrupted run has made other calls first
+    crowded = busy.act([b, a, c])[1]
+    fresh = ModelPolicy(tiny, temperature=1.0, max_new_tokens=10, seed=3).act([a])[0]  # a resumed run, batch of one
+    assert fresh.completion_token_ids == crowded.completion_token_ids and fresh.reply == crowded.reply
+    other_seed = ModelPolicy(tiny, temperature=1.0, max_new_tokens=10, seed=4)
+    assert [other_seed.act([t])[0].completion_token_ids for t in (a, b, c)] != [
+        busy.act([t])[0].completion_token_ids for t in (a, b, c)]

@@ -95,3 +95,29 @@ def test_policy_errors_surface(tmp_path):
 
     with pytest.raises(OreoError, match="returned 0 decisions for 2 turns"):
         _collect(tmp_path / "ds", episodes=2, num_envs=2, policy=Broken(make_policy("expert")))
+
+
+def test_cooperating_collectors_with_disjoint_shares_fill_one_folder(tmp_path):
+    """Three collectors, each with its share of the plan and its own share writer, open at once on one folder: the
+    union is the plan exactly once, episode for episode what one collector writes, and a whole-plan resume has
+    nothing left to do."""
+    policy = make_policy("noisy-expert", eps=0.5, seed=0)
+    writers = [ShardWriter(tmp_path / "ds", {"seed": 0}, shard_size=3, share=f"{i}-of-3") for i in range(3)]
+    for i, writer in enumerate(writers):
+        summary = collect_episodes(
+            lambda: gym.make("Toy-v0", expert=True), policy, writer, episodes=20, num_envs=2, samples_per_task=2,
+            seed=0, metadata=EpisodeMetadata(policy=policy.name), share=(i, 3),
+        )
+        assert summary.planned == len(range(i, 20, 3))
+    for writer in writers:
+        writer.close()
+    ids = load_episodes(tmp_path / "ds")["episode_id"]
+    assert len(ids) == len(set(ids)) == 20
+    _collect(tmp_path / "alone", episodes=20, num_envs=2, policy=make_policy("noisy-expert", eps=0.5, seed=0))
+    alone, shared = _by_id(tmp_path / "alone"), _by_id(tmp_path / "ds")
+    assert {k: [s["action"] for s in r["steps"]] for k, r in alone.items()} == {
+        k: [s["action"] for s in r["steps"]] for k, r in shared.items()}
+    again = _collect(tmp_path / "ds", episodes=20, num_envs=2, policy=make_policy("noisy-expert", eps=0.5, seed=0))
+    assert again.recorded == 0 and again.skipped == 20
+    with pytest.raises(OreoError, match="share must be"):
+        collect_episodes(lambda: gym.make("Toy-v0"), policy, ShardWriter(tmp_path / "x", {}), episodes=1, share=(3, 3))
