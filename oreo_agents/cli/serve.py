@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import click
 
-from oreo_agents.cli.console import console, user_errors
+from oreo_agents.cli.console import console, escape, user_errors
 from oreo_agents.config import build_config, config_options
 
 HOST = "127.0.0.1"  # never expose the shop beyond this machine
@@ -158,7 +158,7 @@ def serve(**kwargs: Any) -> None:
         server = make_server(cfg)
     host, port = server.server_address[:2]
     shop = server.RequestHandlerClass.shop
-    console.print(f"[bold]WebShop[/] ({shop.catalog}) at http://{host}:{port}/  (Ctrl-C stops)", soft_wrap=True)
+    console.print(f"[bold]WebShop[/] ({escape(str(shop.catalog))}) at http://{host}:{port}/  (Ctrl-C stops)", soft_wrap=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
