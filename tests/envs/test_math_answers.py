@@ -307,3 +307,13 @@ def test_check_answer_never_raises_on_an_internal_error(monkeypatch):
         assert check_answer("18", "18", "gsm8k") is False
     with pytest.raises(ValueError, match="unknown answer format"):
         check_answer("18", "18", "nope")
+
+
+@pytest.mark.parametrize("answer", ["\\Gamma(\\Gamma(50))", "(x+1)^{400}", "(x+y+z)^{60}", "\\int_0^1 x^{399} \\sin(x^{399}) dx"])
+def test_big_symbolic_powers_and_nested_gamma_are_pre_filtered(answer):
+    assert is_pathological(answer)
+
+
+@pytest.mark.parametrize("answer", ["(x+1)^{2}", "\\left(\\frac{1}{2}\\right)^{31}", "\\int_0^1 x^2 dx", "(2)^{40}"])
+def test_ordinary_powers_pass_the_filter(answer):
+    assert not is_pathological(answer)

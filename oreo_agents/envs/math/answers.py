@@ -53,6 +53,7 @@ MAX_BINOMIAL = 10_000  # binom(10^4, 5*10^3) takes 20 ms in sympy, binom(10^5, 5
 MAX_DET_SIZE = 3  # a symbolic 4x4 determinant takes 2.5 s in math-verify, 5x5 overruns 5 s
 MAX_MATRIX_CELLS = 100
 MAX_SUM_BOUND = 100  # \sum_{i=1}^{400} i^{400} overruns 5 s
+MAX_SYMBOLIC_EXPONENT = 30  # (x+1)^{400}, (x+y+z)^{60} and \int x^{399}... overrun 5 s when expanded
 VERIFY_TIMEOUT_S = 5.0  # per math-verify call, once the worker is up
 WORKER_STARTUP_TIMEOUT_S = 120.0  # importing sympy/antlr on a busy 2-core machine can take a while
 
@@ -174,7 +175,8 @@ def _numbers(text: str) -> list[float]:
 def _explodes(argument: str, bound: int) -> bool:
     """An argument of a fast-growing function that is too big to evaluate: a number beyond ``bound``, or a power or
     factorial inside (whose value the guard cannot bound)."""
-    return "^" in argument or "**" in argument or "!" in argument or any(n > bound for n in _numbers(argument))
+    return ("^" in argument or "**" in argument or "!" in argument or "\\Gamma" in argument or "binom" in argument
+            or any(n > bound for n in _numbers(argument)))
 
 
 def _factorial_too_big(text: str) -> bool:
@@ -218,6 +220,12 @@ def _costly_function(text: str) -> bool:
             return True
     if re.search(r"\\(?:sum|prod)(?![A-Za-z])", text) and any(n > MAX_SUM_BOUND for n in _numbers(text)):
         return True
+    # A big power of a bracketed expression, or any big power under an integral, makes the CAS expand a huge polynomial.
+    big_power = any(n > MAX_SYMBOLIC_EXPONENT for exp in _exponents(text) for n in _numbers(exp))
+    variable = re.search(r"(?<![\\A-Za-z])[A-Za-z](?![A-Za-z])", text)  # a letter that is not part of a \command
+    bracket_power = re.search(r"[)}\]]\s*(?:\^|\*\*)", text)
+    if big_power and variable and (bracket_power or re.search(r"\\[io]*int(?![A-Za-z])", text)):
+        return True
     return False
 
 
@@ -233,9 +241,12 @@ def is_pathological(text: str) -> bool:
     (``a^{b^c}``, ``a^b^c``), exponents beyond ``MAX_EXPONENT``, more than 8 powers, factorials of numbers beyond
     ``MAX_FACTORIAL`` (in any bracket) or iterated ones, ``\\Gamma`` beyond ``MAX_FACTORIAL``, binomials beyond
     ``MAX_BINOMIAL``, determinants beyond ``MAX_DET_SIZE`` rows or columns, matrices beyond ``MAX_MATRIX_CELLS``
-    cells, sums and products with a number beyond ``MAX_SUM_BOUND``.
+    cells, sums and products with a number beyond ``MAX_SUM_BOUND``, powers beyond ``MAX_SYMBOLIC_EXPONENT`` of a
+    bracketed expression or under an integral.
     """
     if len(text) > MAX_ANSWER_CHARS or _max_nesting(text) > MAX_NESTING:
+        return True
+    if re.search(r"\d[eE][-+]?\d{4,}", text):  # 1e999999999: a billion-digit number to a CAS
         return True
     exponents = _exponents(text)
     if len(exponents) > 8 or _TOWER_RE.search(text):
