@@ -213,6 +213,7 @@ def test_math_verify_timeout_returns_none_and_worker_recovers():
     assert math_verify_equal("10^{10^{10}}", "1", timeout=1) is None  # math-verify's own alarm, in the worker
     assert time.monotonic() - start < 5
     # below one second the worker's whole-second alarm is too late: our backstop kills the process
+    assert math_verify_equal("\\sqrt{4}", "2") is True  # a timed-out worker is replaced: warm the new one first
     start = time.monotonic()
     assert math_verify_equal("10^{10^{10}}", "1", timeout=0.3) is None
     assert time.monotonic() - start < 3

@@ -368,7 +368,13 @@ class _VerifyWorker:
                 self._proc = None
                 return None
             reply = json.loads(line)
-            return None if reply.get("timeout") else bool(reply.get("equal"))
+            if reply.get("timeout"):
+                # math-verify's alarm interrupted sympy mid-computation; a fresh worker for the next answer, so no
+                # half-updated global state (caches, evaluate flags) can change a later verdict.
+                self._kill(proc)
+                self._proc = None
+                return None
+            return bool(reply.get("equal"))
 
     def close(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
