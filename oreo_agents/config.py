@@ -13,7 +13,9 @@ options (``--field-name``), so the flags, the YAML keys and the docs come from o
         cfg = build_config(CollectConfig, kwargs)   # defaults < --config YAML < explicit flags
 
 Precedence is defaults, then the YAML file given with ``--config``, then flags given on the command line. Unknown YAML
-keys are an error that names the file and the key (a typo must not silently fall back to a default).
+keys are an error that names the file and the key (a typo must not silently fall back to a default), and every YAML
+value goes through the same click type and choices as its flag before the command reads any data:
+``--config run.yaml: key 'k': 'three' is not a valid integer.``
 """
 
 from __future__ import annotations
@@ -90,6 +92,54 @@ def _default_of(f: dataclasses.Field) -> Any:
     return None
 
 
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """One YAML scalar through the flag's click type: strings are parsed as the flag would parse them ("5e-7" is a
+    float, "yes" a bool); YAML's own numbers and booleans must fit the type exactly (no silent 3.5 -> 3, true -> 1)."""
+    if isinstance(value, (list, dict)):
+        raise ConfigError(f"{where}: expected one value, got a {'list' if isinstance(value, list) else 'mapping'}")
+    if tp is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+        raise ConfigError(f"{where}: {value!r} is not a valid integer.")
+    if tp is float and isinstance(value, bool):
+        raise ConfigError(f"{where}: {value!r} is not a valid float.")
+    if tp is bool and not isinstance(value, (bool, str)):
+        raise ConfigError(f"{where}: {value!r} is not a valid boolean.")
+    param_type = click.types.convert_type(tp)
+    if isinstance(param_type, click.Choice):
+        value = str(value)
+    try:
+        return param_type.convert(value, None, None)
+    except click.BadParameter as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
+
+
+def check_values(config_cls: type, data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` (YAML / stored keys -> values) with each value converted by its field's click type; ConfigError names
+    the source, the key and the value that does not fit. None keeps a field's default meaning ("not set")."""
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown option '{key}' for {config_cls.__name__}")
+        where = f"{source}: key '{key}'"
+        tp, multiple = _field_type(hints[key])
+        if value is None:
+            if _accepts_none(hints[key]):
+                out[key] = None
+                continue
+            raise ConfigError(f"{where}: needs a value (null is not allowed here)")
+        if multiple:
+            items = value if isinstance(value, list) else [value]
+            out[key] = [_convert(v, tp, f"{where}[{i}]" if isinstance(value, list) else where) for i, v in enumerate(items)]
+        else:
+            out[key] = _convert(value, tp, where)
+    return out
+
+
+def _accepts_none(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -108,10 +158,7 @@ def build_config(config_cls: type[T], cli_kwargs: dict[str, Any]) -> T:
     values: dict[str, Any] = {}
     config_file = cli_kwargs.pop("config_file", None)
     if config_file is not None:
-        for key, value in load_yaml(Path(config_file)).items():
-            if key not in names:
-                raise ConfigError(f"config file {config_file}: unknown option '{key}' for {config_cls.__name__}")
-            values[key] = value
+        values.update(check_values(config_cls, load_yaml(Path(config_file)), f"--config {config_file}"))
     for key, value in cli_kwargs.items():
         if key in names and value is not None and value != ():
             values[key] = list(value) if isinstance(value, tuple) else value
@@ -128,7 +175,7 @@ def from_dict(config_cls: type[T], data: dict[str, Any], *, source: str = "confi
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)} for {config_cls.__name__}")
-    return config_cls(**data)
+    return config_cls(**check_values(config_cls, data, source))
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -99,3 +99,68 @@ def test_every_shipped_recipe_loads_into_its_command_config():
         cfg = build_config(classes[path.name.split("-")[0]], {"config_file": path})  # raises on an unknown key
         for key, value in load_yaml(path).items():
             assert getattr(cfg, key) == value, (path.name, key)
+
+
+# --- issue #14 item 9: YAML values go through the flags' click types and choices --------------------------------------
+BAD_VALUES = [
+    ("collect", "k", "three", "is not a valid integer"),
+    ("collect", "temperature", "hot", "is not a valid float"),
+    ("collect", "max_steps", "ten", "is not a valid integer"),
+    ("collect", "seed", "x", "is not a valid integer"),
+    ("collect", "resume", "maybe", "is not a valid boolean"),
+    ("collect", "policy", "oracle", "is not one of"),
+    ("collect", "episodes", 3.5, "is not a valid integer"),
+    ("collect", "episodes", True, "is not a valid integer"),
+    ("collect", "episodes", None, "null is not allowed"),
+    ("collect", "policy", ["expert"], "expected one value, got a list"),
+    ("train", "algo", "nonsense", "is not one of 'oreo', 'sft', 'rft', 'dpo'"),
+    ("train", "loss_level", "galaxy", "is not one of"),
+    ("train", "mixed_precision", "tpu", "is not one of"),
+    ("train", "learning_rate", "fast", "is not a valid float"),
+    ("train", "batch_size", "three", "is not a valid integer"),
+    ("train", "data", [1, {"a": 1}], "expected one value, got a mapping"),
+]
+
+
+def _config_class(command):
+    from oreo_agents.cli.collect import CollectConfig
+    from oreo_agents.learning.config import TrainConfig
+
+    return {"collect": CollectConfig, "train": TrainConfig}[command]
+
+
+@pytest.mark.parametrize("command,key,value,message", BAD_VALUES)
+def test_bad_yaml_value_is_one_error_naming_file_and_key(tmp_path, command, key, value, message):
+    import yaml
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({key: value}))
+    with pytest.raises(ConfigError) as err:
+        build_config(_config_class(command), {"config_file": path})
+    assert f"--config {path}: key '{key}'" in str(err.value) and message in str(err.value)
+
+
+def test_yaml_strings_parse_like_flags_and_numbers_must_fit(tmp_path):
+    from oreo_agents.learning.config import TrainConfig
+
+    path = tmp_path / "ok.yaml"
+    path.write_text("learning_rate: 5e-7\nbatch_size: '16'\nepochs: 2.0\nbeta: 1\ngradient_checkpointing: 'yes'\ndata: one.parquet\n")
+    cfg = build_config(TrainConfig, {"config_file": path})
+    assert cfg.learning_rate == 5e-7 and isinstance(cfg.learning_rate, float)  # YAML 1.1 reads 5e-7 as a string
+    assert cfg.batch_size == 16 and cfg.epochs == 2 and isinstance(cfg.epochs, int)
+    assert cfg.beta == 1.0 and cfg.gradient_checkpointing is True and cfg.data == ["one.parquet"]
+
+
+def test_bad_value_is_reported_before_any_data_is_read(tmp_path):
+    from oreo_agents.cli.app import cli
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"batch_size: three\ndata: {tmp_path / 'missing.parquet'}\n")
+    result = CliRunner().invoke(cli, ["train", "--config", str(path)])
+    assert result.exit_code == 2 and "key 'batch_size': 'three' is not a valid integer" in result.output
+    assert "missing.parquet" not in result.output and "Traceback" not in result.output
+
+
+def test_from_dict_checks_values_too():
+    with pytest.raises(ConfigError, match="run.yaml: key 'episodes': 'ten' is not a valid integer"):
+        from_dict(DemoConfig, {"episodes": "ten"}, source="run.yaml")

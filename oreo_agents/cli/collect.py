@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import click
 
-from oreo_agents.cli.console import console, is_interactive, user_errors
+from oreo_agents.cli.console import console, escape, is_interactive, user_errors
 from oreo_agents.config import build_config, config_options, to_dict
 from oreo_agents.envs.core import task_reset_options
 from oreo_agents.errors import OreoError
@@ -355,17 +355,18 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
 def print_summary(cfg: CollectConfig, summary: Any, total: int) -> None:
     from rich.table import Table
 
-    table = Table(title=f"collected into {cfg.out}", title_justify="left")
+    table = Table(title=f"collected into {escape(str(cfg.out))}", title_justify="left")
     table.add_column("task type")
     table.add_column("episodes", justify="right")
     table.add_column("success", justify="right")
     for task_type, (n, ok) in sorted(summary.by_task_type.items()):
-        table.add_row(task_type, str(n), f"{ok / n:.1%}" if n else "-")
+        table.add_row(escape(task_type), str(n), f"{ok / n:.1%}" if n else "-")
     table.add_row("[bold]all (this run)", f"[bold]{summary.recorded}", f"[bold]{summary.success_rate:.1%}")
     console.print(table)
     ends = ", ".join(f"{k} {v}" for k, v in sorted(summary.terminations.items())) or "-"
     console.print(
         f"{summary.recorded} new episodes ({summary.skipped} already there, {total} in the dataset), "
         f"{summary.steps} steps in {summary.seconds:.1f}s: {summary.steps_per_second:.1f} steps/s, "
-        f"{summary.episodes_per_second:.2f} episodes/s. Endings: {ends}."
+        f"{summary.episodes_per_second:.2f} episodes/s. Endings: {ends}.",
+        markup=False,
     )

@@ -1,4 +1,8 @@
-"""The one rich console every command prints through, and the error wrapper that turns OreoError into one line."""
+"""The one rich console every command prints through, and the error wrapper that turns OreoError into one line.
+
+Messages are rich markup, so user text in them (paths, env names, actions, error messages that quote them) goes through
+:func:`escape`: ``--env 'foo[/]'`` must not raise ``MarkupError`` and ``runs/[old]`` must print as written.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any, Callable
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -23,7 +28,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except OreoError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             sys.exit(2)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: completed work is saved; rerun the same command to resume.")
@@ -37,4 +42,4 @@ def is_interactive() -> bool:
     return console.is_terminal and not console.is_dumb_terminal
 
 
-__all__ = ["console", "err_console", "user_errors", "is_interactive", "click"]
+__all__ = ["console", "err_console", "escape", "user_errors", "is_interactive", "click"]

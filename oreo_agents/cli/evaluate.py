@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from oreo_agents.cli.console import console, is_interactive, user_errors
+from oreo_agents.cli.console import console, escape, is_interactive, user_errors
 from oreo_agents.config import build_config, config_options
 from oreo_agents.errors import OreoError
 
@@ -136,7 +136,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
     metric = "accuracy" if is_math else "success rate"
     paths = write_reports(rows, out, metric=metric, title=f"{env_id} evaluation")
     print_table(rows, metric)
-    console.print(f"wrote {paths['md']}, {paths['csv']}, {paths['png']} ({time.perf_counter() - started:.1f} s)")
+    console.print(f"wrote {paths['md']}, {paths['csv']}, {paths['png']} ({time.perf_counter() - started:.1f} s)", markup=False)
     return rows
 
 
@@ -208,6 +208,6 @@ def print_table(rows: list[Any], metric: str, *, overall_only: bool = False) -> 
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
         style = "bold" if r.task_type == "all" else ""
-        table.add_row(r.agent, r.select, r.split, r.task_type, str(r.n), f"{r.rate:.1%}",
+        table.add_row(*(escape(str(x)) for x in (r.agent, r.select, r.split, r.task_type)), str(r.n), f"{r.rate:.1%}",
                       f"{r.ci_low:.1%}–{r.ci_high:.1%}", f"{r.mean_length:.1f}", style=style)
     console.print(table)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import click
 
-from oreo_agents.cli.console import console, user_errors
+from oreo_agents.cli.console import console, escape, user_errors
 from oreo_agents.config import build_config, config_options
 from oreo_agents.errors import OreoError
 
@@ -57,7 +57,7 @@ def export(**kwargs: Any) -> None:
     datasets.disable_progress_bars()  # the status spinner below is the progress display
 
     stats: dict[str, int] = {}
-    with console.status(f"building the {cfg.view} view of {cfg.dataset}"):
+    with console.status(f"building the {cfg.view} view of {escape(str(cfg.dataset))}"):
         ds = build_view(
             cfg.dataset, cfg.view, style=cfg.style, family=cfg.family, conversational=cfg.conversational,
             max_pairs_per_task=cfg.max_pairs_per_task, with_ids=cfg.with_ids, stats=stats,
@@ -68,4 +68,4 @@ def export(**kwargs: Any) -> None:
         extra = f" from {stats.get('tasks_with_pairs', 0)} tasks"
         if stats.get("mismatched_prompts"):
             extra += f" ({stats['mismatched_prompts']} pairs skipped: prompts differ)"
-    console.print(f"wrote {len(ds)} {cfg.view} rows{extra} to {path} (columns: {', '.join(ds.column_names)})")
+    console.print(f"wrote {len(ds)} {cfg.view} rows{extra} to {path} (columns: {', '.join(ds.column_names)})", markup=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from oreo_agents.cli.console import console, user_errors
+from oreo_agents.cli.console import console, escape, user_errors
 from oreo_agents.envs.alfworld.games import SPLITS, TASK_TYPES  # a stdlib-only module: --help stays fast
 
 _split = click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True, help="ALFWorld split.")
@@ -45,7 +45,7 @@ def generate(split: str, num_games: int, seed: int, task_types: tuple[str, ...],
     root = root or default_root()
     start = time.perf_counter()
     files = ensure_games(root, split=split, num_games=num_games, seed=seed, task_types=task_types or None)
-    console.print(f"{len(files)} {split} games ready under {root} ({time.perf_counter() - start:.1f} s)")
+    console.print(f"{len(files)} {split} games ready under {root} ({time.perf_counter() - start:.1f} s)", markup=False)
 
 
 def _resolve(split: str, task_types: tuple[str, ...], root: Path | None, data_path: Path | None) -> list[Path]:
@@ -76,7 +76,7 @@ def list_cmd(split: str, task_types: tuple[str, ...], root: Path | None, data_pa
         game = json.loads(f.read_text())
         traj = json.loads((f.parent / "traj_data.json").read_text())
         goal = game["grammar"].split("Your task is to: ", 1)[-1].split(".", 1)[0]
-        table.add_row(task_id_of(f), traj["task_type"], goal, str(len(game.get("walkthrough") or [])))
+        table.add_row(escape(task_id_of(f)), escape(traj["task_type"]), escape(goal), str(len(game.get("walkthrough") or [])))
     console.print(table)
 
 
@@ -118,7 +118,7 @@ def check(split: str, task_types: tuple[str, ...], root: Path | None, data_path:
     for col in ("task type", "games", "won", "success", "mean steps"):
         table.add_column(col, justify="right" if col != "task type" else "left")
     for t in sorted(total):
-        table.add_row(t, str(total[t]), str(won[t]), f"{won[t] / total[t]:.0%}", f"{steps[t] / total[t]:.1f}")
+        table.add_row(escape(t), str(total[t]), str(won[t]), f"{won[t] / total[t]:.0%}", f"{steps[t] / total[t]:.1f}")
     table.add_row("all", str(sum(total.values())), str(sum(won.values())),
                   f"{sum(won.values()) / sum(total.values()):.0%}", f"{sum(steps.values()) / sum(total.values()):.1f}")
     console.print(table)

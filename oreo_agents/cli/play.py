@@ -106,9 +106,9 @@ class Frame:
         for c in self.candidates:
             style = "bold green" if c["chosen"] else ""
             text = c["action"] if c["action"] is not None else f"(no action) {c['reply']!r}"
-            table.add_row("▶" if c["chosen"] else "", text, _fmt(c["logprob"]), _fmt(c["value"]), style=style)
-        parts = [head, Panel(self.goal or "-", title="goal", title_align="left"),
-                 Panel(self.observation[-1500:] or "-", title="observation", title_align="left"), table]
+            table.add_row("▶" if c["chosen"] else "", Text(text), _fmt(c["logprob"]), _fmt(c["value"]), style=style)
+        parts = [head, Panel(Text(self.goal or "-"), title="goal", title_align="left"),  # Text: game text is not markup
+                 Panel(Text(self.observation[-1500:] or "-"), title="observation", title_align="left"), table]
         if self.done:
             parts.append(Text(f"episode over: {self.done}", style="bold green" if self.done == "success" else "bold red"))
         return Panel(Group(*parts), title="oreo-agents play", border_style="cyan")
@@ -237,9 +237,9 @@ def run_play(cfg: PlayConfig) -> dict[str, Any]:
             recorder.save_svg(str(path), title="oreo-agents play")
         else:
             recorder.save_html(str(path))
-        console.print(f"saved the rendered view to {path}")
+        console.print(f"saved the rendered view to {path}", markup=False)
     if cfg.save_trace:
-        console.print(f"saved the trace to {cfg.save_trace}")
+        console.print(f"saved the trace to {cfg.save_trace}", markup=False)
     return {"played": played, "wins": wins}
 
 

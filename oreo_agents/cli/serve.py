@@ -6,6 +6,10 @@ Every browser visit to ``/`` (or ``/new``) starts a session with its own env and
 ``/s/<session>/``; a click or search is one ``env.step`` (``click[...]`` / ``search[...]``) followed by a redirect to
 the session page, so reloading never repeats an action. The server listens on 127.0.0.1 only (the standard library's
 ``http.server``); Ctrl-C stops it.
+
+Hostile requests get an answer, never a dead thread: a query that names no instruction (``?task=--1``, ``?task=¹``, a
+5,000-digit number) is a 400 page, and a connection that sends half a request is closed after ``--request-timeout``
+seconds, so half-sent requests cannot hold the server's threads forever.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import click
 
-from oreo_agents.cli.console import console, user_errors
+from oreo_agents.cli.console import console, escape, user_errors
 from oreo_agents.config import build_config, config_options
 
 HOST = "127.0.0.1"  # never expose the shop beyond this machine
 MAX_SESSIONS = 256
+MAX_TASK_CHARS = 200  # instruction ids are short; an index fits in 9 digits
+_INDEX_RE = re.compile(r"-?[0-9]{1,9}")  # ASCII digits only: "¹".isdigit() is True but int("¹") raises
 
 
 @dataclass
@@ -40,6 +46,15 @@ class ServeConfig:
     num_products: int | None = field(default=None, metadata={"help": "Generated shop size (default 1000) or number of real products to load (default all)."})
     seed: int = field(default=0, metadata={"help": "Shop seed; session k gets instruction seed seed + k."})
     max_steps: int = field(default=50, metadata={"help": "Step limit of each browser session."})
+    request_timeout: float = field(
+        default=10.0, metadata={"help": "Seconds a connection may take to send its request before it is closed."}
+    )
+
+    def __post_init__(self) -> None:
+        from oreo_agents.errors import OreoError
+
+        if not self.request_timeout > 0:
+            raise OreoError(f"--request-timeout must be positive seconds (got {self.request_timeout})")
 
 
 class Shop:
@@ -59,8 +74,12 @@ class Shop:
 
     def new_session(self, task: str | None = None) -> str:
         """Start a session (``task``: an instruction index or id of the split; raises OreoError if unknown)."""
+        from oreo_agents.errors import OreoError
+
+        if task is not None and (len(task) > MAX_TASK_CHARS or not task.isprintable()):
+            raise OreoError(f"task={task[:40]!r}...: not an instruction index or id")
+        choice: Any = int(task) if task and _INDEX_RE.fullmatch(task) else task
         env = self._make()
-        choice: Any = int(task) if task and task.lstrip("-").isdigit() else task
         env.reset(seed=self.cfg.seed + next(self._counter), options={"task": choice} if task else None)
         sid = secrets.token_hex(6)
         with self.lock:
@@ -88,6 +107,7 @@ class Shop:
 
 class ShopHandler(BaseHTTPRequestHandler):
     shop: Shop  # set on the subclass made by make_server
+    timeout = 10.0  # socket timeout (StreamRequestHandler applies it); make_server sets --request-timeout
     server_version = "oreo-agents-webshop"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: the console shows only the URL
@@ -105,6 +125,16 @@ class ShopHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        try:
+            self._get()
+        except (ConnectionError, TimeoutError):
+            raise  # the client went away: nothing to answer
+        except Exception as exc:  # noqa: BLE001 - any other bug still gets an answer, and the server keeps serving
+            self.close_connection = True
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR,
+                       f"<!doctype html><p>internal error: {html.escape(type(exc).__name__)}</p>")
+
+    def _get(self) -> None:
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path in ("/", "/new"):
@@ -139,7 +169,7 @@ def make_server(cfg: ServeConfig) -> ThreadingHTTPServer:
 
     if cfg.env.lower() not in ("webshop", "oreo_agents/webshop-v0"):
         raise OreoError(f"--env {cfg.env}: only the webshop env has pages to serve (use --env webshop)")
-    handler = type("BoundShopHandler", (ShopHandler,), {"shop": Shop(cfg)})
+    handler = type("BoundShopHandler", (ShopHandler,), {"shop": Shop(cfg), "timeout": cfg.request_timeout})
     try:
         server = ThreadingHTTPServer((HOST, cfg.port), handler)
     except OSError as exc:
@@ -158,7 +188,7 @@ def serve(**kwargs: Any) -> None:
         server = make_server(cfg)
     host, port = server.server_address[:2]
     shop = server.RequestHandlerClass.shop
-    console.print(f"[bold]WebShop[/] ({shop.catalog}) at http://{host}:{port}/  (Ctrl-C stops)", soft_wrap=True)
+    console.print(f"[bold]WebShop[/] ({escape(str(shop.catalog))}) at http://{host}:{port}/  (Ctrl-C stops)", soft_wrap=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

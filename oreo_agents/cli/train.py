@@ -9,7 +9,7 @@ Rerunning the same command on the same --out resumes from the last checkpoint.
 
 from __future__ import annotations
 
-from oreo_agents.cli.console import click, console, user_errors
+from oreo_agents.cli.console import click, console, escape, user_errors
 from oreo_agents.config import build_config, config_options
 from oreo_agents.learning.config import TrainConfig
 
@@ -32,7 +32,7 @@ def train(**kwargs) -> None:
     trainer = make_trainer(cfg)
     summary = trainer.train()
     if trainer.acc.is_main_process:
-        console.print(f"[green]done[/]: {cfg.algo} -> {cfg.out}  ({summary.get('updates', 0)} updates)")
+        console.print(f"[green]done[/]: {cfg.algo} -> {escape(str(cfg.out))}  ({summary.get('updates', 0)} updates)")
         for key in ("value_mean_success", "value_mean_failure", "value_auc"):
             if summary.get(key) is not None:
                 console.print(f"  {key}: {summary[key]:.3f}")

@@ -39,3 +39,52 @@ def test_every_command_module_loads_and_has_help():
 def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(cli, ["frobnicate"])
     assert result.exit_code == 2 and "frobnicate" in result.output
+
+
+# --- issue #14 item 11: user text in rich messages is escaped ---------------------------------------------------------
+def test_markup_in_an_env_name_is_printed_not_parsed(tmp_path):
+    result = CliRunner().invoke(cli, ["collect", "--env", "foo[/]", "--out", str(tmp_path / "ds")])
+    assert result.exit_code == 2, result.output  # was a MarkupError traceback
+    assert "foo[/]" in result.output and "Traceback" not in result.output
+
+
+def test_bracketed_words_in_error_messages_survive():
+    from oreo_agents.cli.console import err_console, user_errors
+    from oreo_agents.errors import OreoError
+
+    @user_errors
+    def fail():
+        raise OreoError("no dataset at runs/[old]/data [bold]here[/bold]")
+
+    with err_console.capture() as capture:
+        try:
+            fail()
+        except SystemExit as exc:
+            assert exc.code == 2
+    assert "runs/[old]/data [bold]here[/bold]" in capture.get()
+
+
+def test_collect_summary_prints_paths_and_task_types_as_written():
+    from oreo_agents.cli.collect import CollectConfig, print_summary
+    from oreo_agents.cli.console import console
+    from oreo_agents.recording.collect import CollectSummary
+
+    summary = CollectSummary(recorded=1, successes=1, steps=3, seconds=1.0, by_task_type={"[red]t": [1, 1]})
+    with console.capture() as capture:
+        print_summary(CollectConfig(out="runs/[old]"), summary, total=1)
+    text = capture.get()
+    assert "runs/[old]" in text and "[red]t" in text
+
+
+def test_play_frame_shows_game_text_with_brackets():
+    from rich.console import Console
+
+    from oreo_agents.cli.play import Frame
+
+    frame = Frame(episode=1, episodes=1, task="t", goal="buy [red] shoes", observation="search[red shoes]", step=1,
+                  max_steps=5, candidates=[dict(reply="r", action="click[b]", logprob=0.0, value=0.0, chosen=True)])
+    out = Console(width=120, record=True)
+    with out.capture() as capture:
+        out.print(frame.render())
+    text = capture.get()
+    assert "buy [red] shoes" in text and "search[red shoes]" in text and "click[b]" in text

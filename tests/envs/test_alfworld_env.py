@@ -133,3 +133,49 @@ def test_task_type_filter(make):
     env = make(task_types=["pick_two_obj_and_place"], num_games=1)
     _, info = env.reset(seed=0)
     assert info[INFO_TASK_TYPE] == "pick_two_obj_and_place"
+
+
+# --- issue #14 item 13: the expert is right from any state ------------------------------------------------------------
+def _play_expert(env, game, extra=None, prefix=()):
+    """Follow info["expert_action"] on one game, playing ``extra`` before every expert step and ``prefix`` first."""
+    obs, info = env.reset(options={"game": game}, seed=game)
+    terminated = truncated = False
+    for action in prefix:
+        obs, _, terminated, truncated, info = env.step(action)
+    while not (terminated or truncated):
+        if extra is not None:
+            obs, _, terminated, truncated, info = env.step(extra)
+            if terminated or truncated:
+                break
+        assert info[INFO_EXPERT] in info[INFO_ADMISSIBLE], info[INFO_EXPERT]
+        obs, _, terminated, truncated, info = env.step(info[INFO_EXPERT])
+    return info[INFO_WON]
+
+
+@pytest.mark.parametrize("extra,games", [("look", range(6)), ("xyzzy", (0, 1, 5))])
+def test_expert_wins_with_a_foreign_command_before_every_step(make, extra, games):
+    # The handcoded expert tracked its plan from its own last action: with a `look` before every step it won 0 of 12
+    # games (an invalid command: 7 of 12). The expert now replans from the game state once play leaves its script.
+    env = make(expert=True, max_steps=60)
+    assert [_play_expert(env, g, extra) for g in games] == [True] * len(games)
+
+
+def test_expert_recovers_from_random_detours(make):
+    env = make(expert=True, max_steps=60)
+    for game in (0, 1):  # the small rooms: each detour costs one replan
+        _, info = env.reset(options={"game": game}, seed=game)
+        rng = env.unwrapped.np_random
+        prefix = []
+        for _ in range(4):  # random admissible commands: go somewhere, open things, pick something up
+            cmd = info[INFO_ADMISSIBLE][int(rng.integers(len(info[INFO_ADMISSIBLE])))]
+            prefix.append(cmd)
+            _, _, terminated, _, info = env.step(cmd)
+            if terminated:
+                break
+        assert _play_expert(env, game, prefix=prefix)
+
+
+def test_plain_expert_play_stays_on_the_handcoded_script(make):
+    env = make(expert=True)
+    _play_expert(env, 0)
+    assert env.unwrapped._expert.on_script and env.unwrapped._expert.replans == 0

@@ -213,6 +213,7 @@ def test_math_verify_timeout_returns_none_and_worker_recovers():
     assert math_verify_equal("10^{10^{10}}", "1", timeout=1) is None  # math-verify's own alarm, in the worker
     assert time.monotonic() - start < 5
     # below one second the worker's whole-second alarm is too late: our backstop kills the process
+    assert math_verify_equal("\\sqrt{4}", "2") is True  # a timed-out worker is replaced: warm the new one first
     start = time.monotonic()
     assert math_verify_equal("10^{10^{10}}", "1", timeout=0.3) is None
     assert time.monotonic() - start < 3
@@ -238,3 +239,82 @@ def test_concurrent_checks_from_many_threads():
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda p: check_answer(p[0], p[1], "boxed"), pairs))
     assert got == [p[2] for p in pairs]
+
+
+# --- issue #14 item 2: hostile answers that crashed the check or burned the whole verify budget ------------------------
+@pytest.mark.parametrize("answer", ["$", "€", ".", "-$", "+", "-", "$.", "\\$", "-€", "%", ",", "$ $", "\\text{}"])
+@pytest.mark.parametrize("fmt", ["gsm8k", "boxed"])
+def test_bare_punctuation_and_currency_are_wrong_not_a_crash(answer, fmt):
+    assert check_answer(answer, "18", fmt, timeout=2) is False  # IndexError in parse_number before the fix
+
+
+def test_parse_number_of_punctuation_is_none():
+    for text in ("$", "€", ".", "-$", "+"):
+        assert parse_number(text) is None
+
+
+@pytest.mark.parametrize("answer", ["١٨", "１８", "𝟏𝟖", "$１８", "1８"])
+@pytest.mark.parametrize("fmt", ["gsm8k", "boxed"])
+def test_non_ascii_digits_are_not_numbers(answer, fmt):
+    # Decided: ASCII digits only (module doc). Before, all of these scored equal to 18.
+    assert check_answer(answer, "18", fmt, timeout=2) is False
+    assert check_answer("18", "18", fmt) is True
+
+
+COSTLY = [
+    "{99999999}!",
+    "(99999999)!",
+    "\\left(99999999\\right)!",
+    "\\Gamma(99999999)",
+    "\\Gamma{99999999}",
+    "\\Gamma\\left(99999999\\right)",
+    "\\Gamma(10^{9})",
+    "\\binom{99999999}{49999999}",
+    "\\tbinom{999999}{99999}",
+    "{99999999 \\choose 49999999}",
+    "\\det\\begin{pmatrix}" + "\\\\".join("&".join(f"a_{{{i}{j}}}" for j in range(6)) for i in range(6)) + "\\end{pmatrix}",
+    "\\begin{vmatrix}" + "\\\\".join("&".join(f"x_{{{i}{j}}}" for j in range(5)) for i in range(5)) + "\\end{vmatrix}",
+    "\\sum_{i=1}^{400} i^{400}",
+]
+
+
+@pytest.mark.parametrize("answer", COSTLY)
+def test_costly_cas_inputs_are_pre_filtered(answer):
+    assert is_pathological(answer)
+    start = time.monotonic()
+    assert check_answer(answer, "18", "boxed", timeout=5) is False
+    assert time.monotonic() - start < 1  # decided by the filter: math-verify would have run the full 5 s
+
+
+@pytest.mark.parametrize("answer", ["5!", "{5}!", "(5)!", "\\Gamma(5)", "\\Gamma(x)", "\\binom{10}{3}", "{10 \\choose 3}",
+                                    "\\det\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\sum_{i=1}^{10} i"])
+def test_small_instances_of_those_functions_pass_the_filter(answer):
+    assert not is_pathological(answer)
+
+
+def test_small_factorials_and_binomials_still_check():
+    assert check_answer("{5}!", "120", "boxed") is True
+    assert check_answer("\\binom{10}{3}", "120", "boxed") is True
+
+
+def test_check_answer_never_raises_on_an_internal_error(monkeypatch):
+    import oreo_agents.envs.math.answers as answers
+
+    def boom(*_):
+        raise IndexError("a parser bug")
+
+    monkeypatch.setattr(answers, "parse_number", boom)
+    with pytest.warns(UserWarning, match="IndexError"):
+        assert check_answer("18", "18", "gsm8k") is False
+    with pytest.raises(ValueError, match="unknown answer format"):
+        check_answer("18", "18", "nope")
+
+
+@pytest.mark.parametrize("answer", ["\\Gamma(\\Gamma(50))", "(x+1)^{400}", "(x+y+z)^{60}", "\\int_0^1 x^{399} \\sin(x^{399}) dx"])
+def test_big_symbolic_powers_and_nested_gamma_are_pre_filtered(answer):
+    assert is_pathological(answer)
+
+
+@pytest.mark.parametrize("answer", ["(x+1)^{2}", "\\left(\\frac{1}{2}\\right)^{31}", "\\int_0^1 x^2 dx", "(2)^{40}"])
+def test_ordinary_powers_pass_the_filter(answer):
+    assert not is_pathological(answer)

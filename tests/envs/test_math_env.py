@@ -239,3 +239,30 @@ def test_problems_argument_accepts_custom_problems():
     _, info = env.reset()
     assert info[INFO_TASK_ID] == "p1"
     assert env.step("#### 4.0")[1] == 1.0
+
+
+# --- issue #14 items 2 and 14 ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("final", ["#### $", "#### €", "#### .", "#### -$", "#### \\$"])
+def test_bare_currency_or_punctuation_answer_ends_the_episode_with_zero(final):
+    env = make(expert=True)
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(final)  # IndexError before the fix
+    assert terminated and reward == 0.0 and info["won"] is False
+
+
+def test_astral_characters_are_replaced_so_observations_stay_in_the_space():
+    env = make()
+    obs, _ = env.reset(seed=0)
+    obs, *_ = env.step("I think 🤔 the answer is 𝟏𝟖")
+    assert env.observation_space.contains(obs)  # U+1F914 and U+1D7CF lie outside the space's BMP charset
+    assert obs.splitlines()[-1] == "I think \ufffd the answer is \ufffd\ufffd"
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_default_options_work_on_every_split(split):
+    # Level 1's test split holds ~720 questions; the default size (1000) used to be an error there.
+    env = gym.make("oreo_agents/Math-v0", split=split)
+    obs, info = env.reset(seed=0)
+    assert info["split"] == split and 500 < len(env.unwrapped.problems) <= 1000
+    with pytest.raises(OreoError, match="more than level 1 holds"):
+        MathEnv(split="test", num_problems=1000)  # an explicit size the split cannot give is still an error

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
@@ -151,3 +152,48 @@ def test_serve_prints_the_url_and_stops_cleanly_on_ctrl_c():
     finally:
         proc.kill() if proc.poll() is None else None
     assert proc.returncode == 0 and "stopped the web shop server" in out, out
+
+
+# --- issue #14 item 12: hostile queries get a 400, half-sent requests are released by the socket timeout --------------
+@pytest.fixture()
+def quick_server():
+    srv = make_server(ServeConfig(port=0, num_products=60, request_timeout=0.5))
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.parametrize("task", ["--1", "¹", "٣", "1" * 5000, "-" * 300, "1e3", " 1", "\x00"])
+def test_bad_task_queries_get_a_400_page(quick_server, task):
+    host, port = quick_server.server_address[:2]
+    with pytest.raises(urllib.error.HTTPError) as bad:  # before: ValueError in the handler, no response at all
+        urllib.request.urlopen(f"http://{host}:{port}/new?task={quote(task)}", timeout=10)
+    assert bad.value.code == 400
+    with urllib.request.urlopen(f"http://{host}:{port}/new?task=0", timeout=10) as ok:  # still serving
+        assert 'id="search-form"' in ok.read().decode()
+
+
+def test_half_sent_requests_are_closed_after_the_request_timeout(quick_server):
+    host, port = quick_server.server_address[:2]
+    before = threading.active_count()
+    stalled = []
+    for _ in range(20):
+        s = socket.create_connection((host, port), timeout=10)
+        s.sendall(b"GET /new HTTP/1.1\r\nHost: x\r\n")  # never the blank line that ends the headers
+        stalled.append(s)
+    with urllib.request.urlopen(f"http://{host}:{port}/new", timeout=10) as ok:  # others are still served meanwhile
+        assert ok.status == 200
+    for s in stalled:  # the server closes each one after 0.5 s (recv returns EOF instead of blocking for 10 s)
+        assert s.recv(1024) == b""
+        s.close()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before  # every handler thread ended
+
+
+def test_request_timeout_must_be_positive():
+    with pytest.raises(OreoError, match="--request-timeout"):
+        ServeConfig(request_timeout=0)

@@ -15,6 +15,7 @@ _EXPORTS = {
     "ALFWorldEnv": "oreo_agents.envs.alfworld.env",
     "TextGame": "oreo_agents.envs.alfworld.env",
     "clean_observation": "oreo_agents.envs.alfworld.env",
+    "ALFWorldExpert": "oreo_agents.envs.alfworld.expert",
     "HandcodedExpert": "oreo_agents.envs.alfworld.expert",
     "ensure_games": "oreo_agents.envs.alfworld.games",
     "list_games": "oreo_agents.envs.alfworld.games",

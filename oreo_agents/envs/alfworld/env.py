@@ -24,7 +24,7 @@ import textworld
 from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
 
 from oreo_agents.envs.alfworld.engine import CachedPddlEnv
-from oreo_agents.envs.alfworld.expert import HandcodedExpert, read_task
+from oreo_agents.envs.alfworld.expert import ALFWorldExpert, read_task
 from oreo_agents.envs.alfworld.games import DEFAULT_NUM_GAMES, resolve_games, task_id_of
 from oreo_agents.envs.core import (
     INFO_ADMISSIBLE,
@@ -82,6 +82,12 @@ class TextGame:
         state, _, _ = self._env.step(command)
         return state
 
+    def plan(self) -> list[str]:
+        """The engine's own plan from the current state: Fast Downward's ``replan`` on the current facts, as textworld
+        computes ``policy_commands`` and ALFWorld's "planner" expert reads them. Commands, [] when no plan exists."""
+        inner = self._env.unwrapped  # CachedPddlEnv: its entity names were demangled in place by AlfredDemangler
+        return list(inner._pddl_state.replan(inner._entity_infos))
+
     def close(self) -> None:
         # Like stock textworld, leave Fast Downward's library loaded: unloading it while ctypes objects that point
         # into it are still alive crashes the interpreter at exit.
@@ -96,7 +102,9 @@ class ALFWorldEnv(gym.Env[str, str]):
         data_path: real ALFWorld data root (holding ``json_2.1.1/<split>/...``); default ``$ALFWORLD_DATA``.
         task_types: keep only these task types (names such as ``pick_two_obj_and_place``).
         max_steps: step limit; the step that reaches it is ``truncated``.
-        expert: put the handcoded expert's next command in ``info["expert_action"]``.
+        expert: put the expert's next command in ``info["expert_action"]``: alfworld's handcoded expert while play
+            follows it, the engine's planner from the current state once play leaves it (right from any state; see
+            :mod:`.expert`).
         games: explicit game files (``game.tw-pddl``), overriding every other source.
         num_games: how many embedded games to use (generated on first use when missing).
         seed: the embedded game set's generation seed (the episode seed goes to ``reset``).
@@ -134,7 +142,7 @@ class ALFWorldEnv(gym.Env[str, str]):
         self.observation_space = text_space(TEXT_SPACE_MAX_LENGTH)
         self.action_space = text_space(1_000)
         self._game = TextGame(facts=self.expert)
-        self._expert = HandcodedExpert() if self.expert else None
+        self._expert = ALFWorldExpert(self._game.plan) if self.expert else None
         self._state: Any = None
         self._task: dict[str, Any] = {}
         self._goal = ""

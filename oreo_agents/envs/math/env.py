@@ -13,7 +13,8 @@
 Rules:
 
 - The action is one solution step. Only its first non-blank line is used (the shared prompt format generates one line
-  per step); it is cleaned like every env's actions (:func:`oreo_agents.envs.core.sanitize_action`). A blank step
+  per step); it is cleaned like every env's actions (:func:`oreo_agents.envs.core.sanitize_action`), and characters
+  beyond the Basic Multilingual Plane become U+FFFD (the spaces' charset is the BMP's printable text). A blank step
   changes nothing but still counts toward ``max_steps``.
 - The episode terminates on a final-answer step: ``#### x`` (every source) or ``\\boxed{x}`` (``"boxed"`` sources:
   MATH). Reward 1.0 iff the answer is correct (:func:`oreo_agents.envs.math.answers.check_answer`), else 0.0; 0.0 on
@@ -71,6 +72,12 @@ def _charset() -> str:
     output use ``×``, ``−``, ``€``..., and an observation must lie in the observation space."""
     chars = {chr(i) for i in range(0x10000) if not 0xD800 <= i < 0xE000 and chr(i).isprintable()}
     return "".join(sorted(chars | set(string.printable)))
+
+
+def to_bmp(text: str) -> str:
+    """``text`` with every character beyond the Basic Multilingual Plane (emoji, ``𝟏𝟖``) replaced by U+FFFD, so an
+    observation built from it lies in the observation space (whose charset is the BMP's printable characters)."""
+    return text if text.isascii() else "".join(ch if ord(ch) < 0x10000 else "\ufffd" for ch in text)
 
 
 def math_text_space(max_length: int = TEXT_SPACE_MAX_LENGTH) -> spaces.Text:
@@ -180,7 +187,7 @@ class MathEnv(gym.Env[str, str]):
             raise gym.error.ResetNeeded("the episode is over (or never started): call reset()")
         text = action if isinstance(action, str) else str(action)
         lines = [line for line in text.replace("\r", "\n").split("\n") if line.strip()]
-        step = sanitize_action(lines[0] if lines else "", max_length=MAX_STEP_CHARS)
+        step = to_bmp(sanitize_action(lines[0] if lines else "", max_length=MAX_STEP_CHARS))
         problem = self.problem
         answer = extract_final_answer(step, problem.answer_format) if step else None
         won = answer is not None and check_answer(
@@ -235,7 +242,7 @@ class MathEnv(gym.Env[str, str]):
     # --- observation / info -------------------------------------------------------------------------------------
     def _observation(self) -> str:
         assert self._state is not None
-        return "\n".join((self.problem.question,) + self._state.steps)
+        return "\n".join((to_bmp(self.problem.question),) + self._state.steps)
 
     def _info(self) -> dict[str, Any]:
         state, problem = self._state, self.problem

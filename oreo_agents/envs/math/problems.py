@@ -317,6 +317,9 @@ def reasoning_gym_problems(name: str, *, split: str, num_problems: int, seed: in
     return problems
 
 
+DEFAULT_GENERATED = 1000  # problems a generator makes when num_problems is not given (fewer if the level runs dry)
+
+
 # --- dispatcher -------------------------------------------------------------------------------------------------------
 def load_problems(
     source: str = "embedded",
@@ -334,11 +337,16 @@ def load_problems(
     if source == "embedded":
         from oreo_agents.envs.math.generator import generate_problems
 
-        problems = generate_problems(num_problems or 1000, level=difficulty, split=split, seed=seed)
+        # The default size is "1000, or all the level holds in this split" (level 1's test split holds ~720).
+        problems = generate_problems(
+            num_problems or DEFAULT_GENERATED, level=difficulty, split=split, seed=seed, at_most=num_problems is None
+        )
     elif source in ("gsm8k", "math"):
         problems = file_problems(source, path, split, hub_name)
     elif source.startswith("reasoning-gym:") and source.split(":", 1)[1]:
-        problems = reasoning_gym_problems(source.split(":", 1)[1], split=split, num_problems=num_problems or 1000, seed=seed)
+        problems = reasoning_gym_problems(
+            source.split(":", 1)[1], split=split, num_problems=num_problems or DEFAULT_GENERATED, seed=seed
+        )
     else:
         raise OreoError(f"unknown math source '{source}' (known: {', '.join(SOURCES)})")
     problems = problems[:num_problems] if num_problems else problems
