@@ -51,7 +51,7 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 # Settings a resumed run may change: they do not alter the trajectory (what is logged or kept, where models are cached,
 # memory-for-compute switches). Every other TrainConfig field, including ones added later, must match.
 FREE_SETTINGS = frozenset({"out", "save_steps", "save_total_limit", "log_steps", "plot", "model_cache",
-                           "trust_remote_code", "gradient_checkpointing", "trust_checkpoint_pickles"})  # fmt: skip
+                           "trust_remote_code", "gradient_checkpointing", "trust_checkpoint_pickles", "save_dtype"})  # fmt: skip
 
 
 class DamagedCheckpoint(Exception):

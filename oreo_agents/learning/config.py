@@ -31,8 +31,8 @@ class TrainConfig:
     out: str = field(
         default="runs/train",
         metadata={"help": "Run folder: checkpoints, metrics.jsonl, metrics.png, policy/ and value/. Rerunning on it resumes: "
-                  "--save-steps, --save-total-limit, --log-steps, --plot, --model-cache, --trust-remote-code and "
-                  "--gradient-checkpointing may change; any other setting, the data or the model changed is refused by name."},
+                  "--save-steps, --save-total-limit, --log-steps, --plot, --model-cache, --trust-remote-code, "
+                  "--gradient-checkpointing and --save-dtype may change; any other setting, the data or the model changed is refused by name."},
     )
     observation_loss_weight: float = field(
         default=0.0,
