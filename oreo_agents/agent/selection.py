@@ -47,6 +47,8 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
     """
     import torch
 
+    from oreo_agents.policies.prefix_cache import cache_kwargs, output_cache
+
     dev = next(model.parameters()).device
     width = max(len(c) for c in contexts)
     ids = torch.full((len(contexts), width), pad_id, dtype=torch.long, device=dev)
@@ -58,7 +60,7 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
     last = getattr(out, field)[:, -1]
     rows = [(g, len(cont)) for g, conts in enumerate(continuations) for cont in conts]
     groups = torch.tensor([g for g, _ in rows], dtype=torch.long, device=dev)
-    cache = out.past_key_values
+    cache = output_cache(out)
     cache.batch_select_indices(groups)  # fan each context's cache out to its continuations
     span = max(1, max(n for _, n in rows))
     cids = torch.full((len(rows), span), pad_id, dtype=torch.long, device=dev)
@@ -73,8 +75,8 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
         input_ids=cids,
         attention_mask=torch.cat([mask[groups], cmask], dim=1),
         position_ids=positions,
-        past_key_values=cache,
         use_cache=True,
+        **cache_kwargs(cache),
     )
     return last, getattr(cont_out, field), rows
 
