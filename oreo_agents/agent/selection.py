@@ -84,6 +84,17 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
 def value_at_ends(value_model: Any, contexts: Sequence[Sequence[int]],
                   continuations: Sequence[Sequence[Sequence[int]]], pad_id: int = 0) -> list[list[float]]:
     """V at the last token of each ``context + continuation`` (one batched value forward; V of the context if empty)."""
+    return values_before_and_after(value_model, contexts, continuations, pad_id)[1]
+
+
+def values_before_and_after(value_model: Any, contexts: Sequence[Sequence[int]],
+                            continuations: Sequence[Sequence[Sequence[int]]],
+                            pad_id: int = 0) -> tuple[list[float], list[list[float]]]:
+    """(V of each context, V at the last token of each ``context + continuation``), from the same value forward.
+
+    V of the context is the state before a reply, V after the continuation the state right after it: their difference
+    is the reply's advantage A_t (``play`` shows it; :mod:`oreo_agents.agent.value_metrics`).
+    """
     import torch
 
     with torch.inference_mode():
@@ -94,7 +105,7 @@ def value_at_ends(value_model: Any, contexts: Sequence[Sequence[int]],
     out: list[list[float]] = [[] for _ in contexts]
     for r, (g, n) in enumerate(rows):
         out[g].append(float(cont_v[r, n - 1]) if n else float(ctx_v[g]))
-    return out
+    return [float(v) for v in ctx_v], out
 
 
 def policy_logprobs(lm: Any, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]],

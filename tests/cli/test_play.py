@@ -44,12 +44,16 @@ def test_play_model_with_value_candidates_and_html(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     assert "candidate:" in result.output and "V " in result.output
+    assert "V before" in result.output and "A_t" in result.output  # the chosen action's advantage, every step
     rows = [json.loads(line) for line in trace.read_text().splitlines()]
     for r in rows:
         assert len(r["candidates"]) == 3 and sum(c["chosen"] for c in r["candidates"]) == 1
         chosen = next(c for c in r["candidates"] if c["chosen"])
         assert chosen["value"] == max(c["value"] for c in r["candidates"])
-    assert "<html" in html.read_text().lower()
+        assert r["v_after"] == chosen["value"] and r["v_before"] is not None
+        assert r["advantage"] == pytest.approx(r["v_after"] - r["v_before"])
+    page = html.read_text()
+    assert "<html" in page.lower() and "A_t" in page  # the rendered live view shows it too
 
 
 def test_play_and_eval_errors_are_one_line(tmp_path):
