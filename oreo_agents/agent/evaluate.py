@@ -113,6 +113,14 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
     return sorted(outcomes, key=lambda o: o.index)
 
 
+def quiet_third_party_progress() -> None:
+    """No ``datasets`` progress bars ("Generating train split: ...") over our own progress and tables."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
+
+
 # --- statistics ---------------------------------------------------------------------------------------------------
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (95% by default)."""

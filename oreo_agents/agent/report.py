@@ -127,11 +127,11 @@ def plot_overall(rows: Sequence[Row], path: Path, *, metric: str = "success rate
                 continue
             ax.bar(i, r.rate, color=colours[i % len(colours)], width=0.7,
                    yerr=[[max(0.0, r.rate - r.ci_low)], [max(0.0, r.ci_high - r.rate)]], capsize=4, ecolor="0.3")
-            ax.text(i, r.rate + 0.02, f"{r.successes}/{r.n}", ha="center", va="bottom", fontsize=8)
+            ax.text(i, r.ci_high + 0.02, f"{r.successes}/{r.n}", ha="center", va="bottom", fontsize=8)
         ax.set_title("train games (seen)" if split == TRAIN else f"{split} (held out)", fontsize=10)
         ax.set_xticks(range(len(agents)))
         ax.set_xticklabels(agents, rotation=25, ha="right", fontsize=8)
-        ax.set_ylim(0, 1.08)
+        ax.set_ylim(0, 1.12)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel(f"{metric} (95% CI)")
     fig.suptitle(title or metric, fontsize=10)
@@ -140,20 +140,27 @@ def plot_overall(rows: Sequence[Row], path: Path, *, metric: str = "success rate
     plt.close(fig)
 
 
+TASK_TYPE_SHORT = {  # ALFWorld's six task types, short enough for an axis label
+    "pick_and_place_simple": "pick & place",
+    "look_at_obj_in_light": "look in light",
+    "pick_clean_then_place_in_recep": "clean & place",
+    "pick_heat_then_place_in_recep": "heat & place",
+    "pick_cool_then_place_in_recep": "cool & place",
+    "pick_two_obj_and_place": "pick two",
+}
+
+
 def plot_task_types(rows: Sequence[Row], path: Path, *, metric: str = "success rate", title: str = "") -> None:
     """Small multiples: per split a heat map of agents x task types, each cell coloured by its rate and labelled k/n."""
     plt = _pyplot()
     typed = [r for r in rows if r.task_type != ALL]
     agents, splits, _ = _overall(rows)
-    types = sorted({r.task_type for r in typed})
-    if not typed or not agents:
-        types = [ALL]
+    if not typed:
         typed = [r for r in rows if r.task_type == ALL]
+    types = sorted({r.task_type for r in typed})
     cells = {(agent_name(r), r.split, r.task_type): r for r in typed}
-    short = [t.replace("pick_", "").replace("_then_place_in_recep", "").replace("_and_place_simple", "")
-             .replace("_simple", "").replace("look_at_obj_in_light", "look_at_obj") for t in types]
-    fig, axes = plt.subplots(1, max(1, len(splits)), figsize=(1.8 + (0.75 * len(types) + 0.4) * len(splits),
-                                                              1.4 + 0.45 * len(agents)), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, max(1, len(splits)), squeeze=False, sharey=True, layout="constrained",
+                             figsize=(1.6 + (0.8 * len(types) + 0.3) * len(splits), 1.6 + 0.42 * len(agents)))
     image = None
     for ax, split in zip(axes[0], splits):
         grid = [[math.nan] * len(types) for _ in agents]
@@ -164,14 +171,15 @@ def plot_task_types(rows: Sequence[Row], path: Path, *, metric: str = "success r
                     grid[i][j] = r.rate
                     ax.text(j, i, f"{r.successes}/{r.n}", ha="center", va="center", fontsize=7,
                             color="white" if r.rate < 0.5 else "black")
+        ax.set_facecolor("0.9")  # no game of that type in the split
         image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(types)))
-        ax.set_xticklabels(short, rotation=35, ha="right", fontsize=7)
+        ax.set_xticklabels([TASK_TYPE_SHORT.get(t, t[:14]) for t in types], rotation=35, ha="right", fontsize=7)
         ax.set_yticks(range(len(agents)))
         ax.set_yticklabels(agents, fontsize=8)
         ax.set_title("train games" if split == TRAIN else split, fontsize=9)
     if image is not None:
-        fig.colorbar(image, ax=list(axes[0]), fraction=0.025, pad=0.02, label=metric)
-    fig.suptitle(f"{title + ': ' if title else ''}{metric} by task type", fontsize=10)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.colorbar(image, ax=list(axes[0]), fraction=0.03, pad=0.02, label=metric)
+    fig.suptitle(f"{title + ': ' if title else ''}{metric} by task type (grey: no game of that type)", fontsize=9)
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -94,8 +94,13 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
 
     import oreo_agents  # noqa: F401  (registers the env ids)
     from oreo_agents.agent import build_agent
-    from oreo_agents.agent.evaluate import episode_count, run_episodes, summarize, write_reports
-    from oreo_agents.cli.value_report import quiet_datasets
+    from oreo_agents.agent.evaluate import (
+        episode_count,
+        quiet_third_party_progress,
+        run_episodes,
+        summarize,
+        write_reports,
+    )
     from oreo_agents.agent.selection import SELECT_MODES
     from oreo_agents.cli.collect import resolve_env_id
     from oreo_agents.cli.play import env_options
@@ -108,7 +113,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
             raise OreoError(f"--select {mode}: choose {', '.join(SELECT_MODES)}" + (f", {', '.join(SEARCH_MODES)}" if is_math else ""))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    quiet_datasets()
+    quiet_third_party_progress()
     rows, started = [], time.perf_counter()
     played: dict[str, list[str]] = {}  # policy -> the episode folders it played (for the value lens)
     outcome_file = (out / "outcomes.jsonl").open("w")

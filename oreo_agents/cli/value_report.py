@@ -55,6 +55,7 @@ def value_report(**kwargs: Any) -> None:
 
 
 def run_value_report(cfg: ValueReportConfig) -> dict[str, Any]:
+    from oreo_agents.agent.evaluate import quiet_third_party_progress
     from oreo_agents.agent.value_report import headline, value_report_for
     from oreo_agents.learning.data import load_episodes
 
@@ -62,7 +63,7 @@ def run_value_report(cfg: ValueReportConfig) -> dict[str, Any]:
         raise OreoError("--value is required: a value model folder (e.g. runs/quickstart/round-1/oreo/value)")
     if not cfg.data:
         raise OreoError("--data is required: recorded episodes (a dataset folder or Parquet files)")
-    quiet_datasets()
+    quiet_third_party_progress()
     rows = load_episodes(cfg.data, split=cfg.split)
     title = f"{Path(cfg.value)} on {', '.join(cfg.data)}" + (f" ({cfg.split})" if cfg.split else "")
     summary = value_report_for(cfg.value, rows, Path(cfg.out), title=title, device=cfg.device, bins=cfg.bins,
@@ -71,10 +72,3 @@ def run_value_report(cfg: ValueReportConfig) -> dict[str, Any]:
     console.print(f"report: {Path(cfg.out) / 'value_report.md'} (plots, value_trace.html)", soft_wrap=True)
     return summary
 
-
-def quiet_datasets() -> None:
-    """No ``datasets`` progress bars ("Generating train split") over our own output."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    datasets.utils.logging.set_verbosity_error()
