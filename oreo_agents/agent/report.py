@@ -159,8 +159,9 @@ def plot_task_types(rows: Sequence[Row], path: Path, *, metric: str = "success r
         typed = [r for r in rows if r.task_type == ALL]
     types = sorted({r.task_type for r in typed})
     cells = {(agent_name(r), r.split, r.task_type): r for r in typed}
+    width = max(6.0, 2.2 + (0.8 * len(types) + 0.4) * len(splits))
     fig, axes = plt.subplots(1, max(1, len(splits)), squeeze=False, sharey=True, layout="constrained",
-                             figsize=(1.6 + (0.8 * len(types) + 0.3) * len(splits), 1.6 + 0.42 * len(agents)))
+                             figsize=(width, max(2.8, 1.8 + 0.42 * len(agents))))
     image = None
     for ax, split in zip(axes[0], splits):
         grid = [[math.nan] * len(types) for _ in agents]
