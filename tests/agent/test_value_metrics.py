@@ -69,3 +69,14 @@ def test_curves_by_step():
     # step 0: 0.9 (success) above 0.2 and 0.5 -> 1.0; step 1: only 0.8 (success) vs 0.9 (failure) -> 0.0
     assert M.auc_by_step([[0.9, 0.8], [0.2, 0.9], [0.5]], [True, False, False]) == [1.0, 0.0]
     assert M.auc_by_step([[0.9], [0.2, 0.4]], [True, False]) == [1.0, None]  # step 1: failures only
+
+
+def test_metrics_and_report_import_without_torch():
+    import subprocess
+    import sys
+
+    from tests.test_import_separation import BLOCK_TORCH
+
+    code = BLOCK_TORCH + "import oreo_agents.agent.value_metrics, oreo_agents.agent.report\nprint('OK')\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]
