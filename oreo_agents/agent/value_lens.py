@@ -81,7 +81,6 @@ def score_episodes(value_model: Any, tokenizer: Any, rows: Sequence[dict[str, An
             )
         encoded.append((row, enc))
     device = next(value_model.parameters()).device
-    out: list[EpisodeValues] = []
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][1].input_ids))  # similar lengths per batch
     by_index: dict[int, EpisodeValues] = {}
     with torch.inference_mode():
@@ -108,8 +107,7 @@ def score_episodes(value_model: Any, tokenizer: Any, rows: Sequence[dict[str, An
                     v_after=[float(values[b, e - 1]) for e in enc.step_ends],
                     observations=[str(s.get("observation", "")) for s in steps],
                 )
-    out = [by_index[i] for i in range(len(encoded))]
-    return out
+    return [by_index[i] for i in range(len(encoded))]
 
 
 def summarize_lens(episodes: Sequence[EpisodeValues], *, bins: int = 10, top: int = 3) -> dict[str, Any]:
