@@ -11,6 +11,9 @@ import pytest
 
 from oreo_agents.errors import OreoError
 
+# The checkout under test (not whatever copy of the package the interpreter has installed) runs in the subprocesses.
+REPO = str(Path(__file__).resolve().parents[1])
+
 # Two train games, one held-out game, one sample each: every stage runs for real, in about a minute.
 TOY = [
     "--train-tasks", "2", "--eval-tasks", "1", "--samples-per-task", "2", "--max-steps", "6",
@@ -22,7 +25,7 @@ def quickstart(tmp_path: Path, games_root: Path, *extra: str) -> subprocess.Comp
     cmd = [sys.executable, "-m", "oreo_agents.cli.app", "quickstart", *TOY, "--games-root", str(games_root),
            "--out", str(tmp_path / "runs"), "--datasets", str(tmp_path / "data"), *extra]
     env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "OREO_AGENTS_DATA": str(tmp_path / "unused-data-root")}
+           "OREO_AGENTS_DATA": str(tmp_path / "unused-data-root"), "PYTHONPATH": REPO}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
 
 
@@ -45,10 +48,38 @@ def test_quickstart_runs_every_stage_and_writes_named_folders(toy_run):
     expert = json.loads((runs / "expert.done.json").read_text())
     assert expert["episodes"] == 2 and expert["success_rate"] == 1.0  # the fixed expert solves generated games
     report = (runs / "eval" / "eval.md").read_text()
-    for agent, select in [("sft", "greedy"), ("oreo", "greedy"), ("oreo + value K=2", "value")]:
+    for agent, select in [("sft", "greedy"), ("oreo", "greedy"), ("oreo+V K=2", "value")]:
         assert f"| {agent} | {select} | valid_unseen | all |" in report
+        assert f"| {agent} | {select} | train | all | 2 |" in report  # the training games, beside the held-out ones
     assert (runs / "eval" / "eval.png").stat().st_size > 1000
+    assert (runs / "eval" / "eval_task_types.png").stat().st_size > 1000
     assert "oreo-agents play --policy" in proc.stdout
+
+
+def test_quickstart_verdict_fits_80_columns_with_a_reading_and_no_library_noise(toy_run):
+    _, proc = toy_run
+    out = proc.stdout
+    table = out[out.index("solved/played"): out.index("Reading:")]
+    assert "train games" in table and "valid_unseen" in table and "oreo+V K=2" in table
+    assert all(len(line) <= 80 for line in table.splitlines()), table
+    assert "…" not in table  # no cell cut
+    assert "/2 " in table and "/1 " in table  # successes/played on 2 training games and 1 held-out game
+    assert "Reading: The agents solve" in out
+    for noise in ("FutureWarning", "past_key_values", "Generating train split", "Warning"):
+        assert noise not in out and noise not in proc.stderr, noise
+
+
+def test_quickstart_writes_the_value_lens_of_its_oreo_value(toy_run):
+    tmp, proc = toy_run
+    lens = tmp / "runs" / "eval" / "value"
+    for name in ("value_report.md", "value_report.json", "value_curves.png", "value_calibration.png",
+                 "value_trace.html", "value_trace.txt"):
+        assert (lens / name).stat().st_size > 100, name
+    summary = json.loads((lens / "value_report.json").read_text())
+    assert summary["episodes"] == 3  # the OREO agent's own episodes: 2 training games + 1 held-out game
+    assert {e["split"] for e in summary["episode_values"]} == {"train", "valid_unseen"}
+    assert "value lens" in proc.stdout and "AUC of V(s0)" in proc.stdout and "ECE" in proc.stdout
+    assert json.loads((tmp / "runs" / "value.done.json").read_text())["report"].endswith("value_report.md")
 
 
 def test_rollouts_hold_the_sft_models_own_token_ids(toy_run):
@@ -87,11 +118,11 @@ def test_compare_on_math_trains_every_method_and_pools_seeds(tmp_path):
            "--eval-tasks", "3", "--samples-per-task", "2", "--max-steps", "4", "--sft-epochs", "30", "--oreo-epochs", "1",
            "--num-envs", "4", "--seeds", "0", "--seeds", "1", "--ks", "2", "--rounds", "2",
            "--out", str(tmp_path / "runs"), "--datasets", str(tmp_path / "data")]
-    env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": REPO}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = (tmp_path / "runs" / "compare.md").read_text()
-    assert "OREO + beam K=2" in report and "| OREO round 2 | test |" in report and "| SFT | test |" in report
+    assert "OREO+beam K=2" in report and "| OREO round 2 | test |" in report and "| SFT | test |" in report
     assert "| RFT | test |" in report and "| RFT round 2 | test |" in report  # iterative RFT: the control for round 2
     for seed in (0, 1):
         seed_dir = tmp_path / "runs" / f"seed-{seed}"

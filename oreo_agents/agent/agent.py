@@ -16,10 +16,11 @@ Every decision lists its candidates with their policy log-probs and values, chos
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from oreo_agents.agent.selection import Scored, argmax_by, check_select, policy_logprobs, value_at_ends
+from oreo_agents.agent.selection import Scored, argmax_by, check_select, policy_logprobs, values_before_and_after
 from oreo_agents.envs.core import INFO_ADMISSIBLE
 from oreo_agents.errors import OreoError
 from oreo_agents.policies.base import Candidate, Decision, Policy, Turn
@@ -81,11 +82,11 @@ class Agent:
         else:
             groups = policy.generate(contexts, n=1, temperature=0.0 if self.select == "greedy" else None)
         scored = [[Scored(c.token_ids, c.logprobs, c.text) for c in group] for group in groups]
-        self._add_values(contexts, scored)
+        before = self._add_values(contexts, scored)
         decisions = []
-        for ctx, group, cands in zip(contexts, groups, scored):
+        for ctx, group, cands, v0 in zip(contexts, groups, scored, before):
             best = argmax_by(cands, "value") if self.select == "value" else 0
-            decisions.append(self._decide(ctx, group[best], cands, best))
+            decisions.append(self._decide(ctx, group[best], cands, best, v0))
         return decisions
 
     def metadata(self) -> dict[str, Any]:
@@ -95,19 +96,23 @@ class Agent:
         return {**base, "sampling": sampling}
 
     # --- internals --------------------------------------------------------------------------------------------------
-    def _add_values(self, contexts: Sequence[Context], scored: list[list[Scored]]) -> None:
-        """Fill V at each candidate's last token: one batched value forward over every candidate of every env."""
+    def _add_values(self, contexts: Sequence[Context], scored: list[list[Scored]]) -> list[float]:
+        """Fill V at each candidate's last token (one batched value forward over every candidate of every env); returns
+        V of each context, the state before the reply (NaN without a value model)."""
+        before = [math.nan] * len(contexts)
         if self.value is None:
-            return
+            return before
         live = [i for i, cands in enumerate(scored) if cands and all(c.token_ids for c in cands)]
         if not live:
-            return
-        values = value_at_ends(
+            return before
+        ctx_values, values = values_before_and_after(
             self.value, [contexts[i].ids for i in live], [[c.token_ids for c in scored[i]] for i in live], self._pad
         )
-        for i, vs in zip(live, values):
+        for i, v0, vs in zip(live, ctx_values, values):
+            before[i] = v0
             for cand, v in zip(scored[i], vs):
                 cand.value = v
+        return before
 
     def _admissible(self, turns: Sequence[Turn], contexts: list[Context]) -> list[Decision]:
         policy = self.policy
@@ -135,17 +140,19 @@ class Agent:
             scored = {i: [Scored(ids, lp, tok.decode(ids, skip_special_tokens=True)) for ids, lp in zip(c, l)]
                       for i, c, l in zip(live, conts, lps)}
             lst = [scored[i] for i in live]
-            self._add_values([contexts[i] for i in live], lst)
-            for i in live:
+            before = self._add_values([contexts[i] for i in live], lst)
+            for i, v0 in zip(live, before):
                 cands = scored[i]
                 best = argmax_by(cands, "value" if self.value is not None else "logprob")
                 c = cands[best]
                 sample = Completion(c.token_ids, c.logprobs, c.text, "eos")
-                decisions[i] = self._decide(contexts[i], sample, cands, best)
+                decisions[i] = self._decide(contexts[i], sample, cands, best, v0)
         return [d for d in decisions if d is not None]
 
-    def _decide(self, ctx: Context, sample: Completion, cands: list[Scored], best: int) -> Decision:
+    def _decide(self, ctx: Context, sample: Completion, cands: list[Scored], best: int,
+                value_before: float = math.nan) -> Decision:
         decision = self.policy.decision(ctx, sample, value=cands[best].value)
+        decision.value_before = value_before
         decision.candidates = [
             Candidate(reply=c.text, action=ctx.fmt.parse_action(c.text), logprob=c.logprob, value=c.value,
                       chosen=(j == best))

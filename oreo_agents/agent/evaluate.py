@@ -6,7 +6,7 @@ Every game / problem of a split is played once, in order (``reset(options={"game
     >>> outcomes = run_episodes(lambda: gym.make("oreo_agents/ALFWorld-v0", split="valid_unseen"), agent,
     ...                         episodes=None, num_envs=8)                                           # doctest: +SKIP
     >>> rows = summarize(outcomes, label="oreo", select="value")                                    # doctest: +SKIP
-    >>> write_reports(rows, Path("runs/eval"))    # eval.md, eval.csv, eval.png                      # doctest: +SKIP
+    >>> write_reports(rows, Path("runs/eval"))    # eval.md, eval.csv, eval.png, eval_task_types.png  # doctest: +SKIP
 
 Intervals: Wilson score (default; well-behaved at 0% and 100% and for small n) or a percentile bootstrap.
 """
@@ -24,6 +24,7 @@ from oreo_agents.envs.core import task_list, task_reset_options
 from oreo_agents.errors import OreoError
 from oreo_agents.policies.base import Policy, Turn
 from oreo_agents.recording.recorder import RecordEpisode
+from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord
 
 ALL = "all"
 
@@ -51,27 +52,31 @@ def episode_count(env: Any) -> int:
 
 
 class _Slot:
-    def __init__(self, env: Any) -> None:
-        self.env = RecordEpisode(env)  # the recorder owns the episode rules: one place for OREO's invalid-reply rule
+    def __init__(self, env: Any, metadata: EpisodeMetadata | None) -> None:
+        # The recorder owns the episode rules: one place for OREO's invalid-reply rule.
+        self.env = RecordEpisode(env, metadata=metadata)
         self.index = -1
         self.obs = ""
         self.info: dict[str, Any] = {}
 
 
 def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int | None = None, num_envs: int = 4,
-                 seed: int = 0, on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+                 seed: int = 0, on_outcome: Callable[[Outcome], None] | None = None,
+                 on_record: Callable[[EpisodeRecord], None] | None = None,
+                 metadata: EpisodeMetadata | None = None) -> list[Outcome]:
     """Play episodes 0..episodes-1 (default: every task once) with ``num_envs`` envs batched per decision.
 
     Each env runs inside :class:`~oreo_agents.recording.recorder.RecordEpisode`, so evaluation ends episodes exactly as
     collection does (an unparseable reply ends it with reward 0, an aborted decision stops it) and each finished record
-    becomes an :class:`Outcome`.
+    becomes an :class:`Outcome`. ``on_record`` receives the records themselves (e.g. to save them for the value lens),
+    stamped with ``metadata``.
     """
     if num_envs < 1:
         raise OreoError(f"--num-envs {num_envs}: need at least one env")
     first = make_env()
     tasks = episode_count(first) if episodes is None or task_list(first) is not None else None
     total = tasks if episodes is None else episodes
-    slots = [_Slot(first)] + [_Slot(make_env()) for _ in range(max(0, min(num_envs, total) - 1))]
+    slots = [_Slot(first, metadata)] + [_Slot(make_env(), metadata) for _ in range(max(0, min(num_envs, total) - 1))]
     pending = list(range(total))[::-1]
     outcomes: list[Outcome] = []
     try:
@@ -80,7 +85,8 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
                 if slot.index < 0 and pending:
                     slot.index = pending.pop()
                     task = slot.index % tasks if tasks else slot.index  # more episodes than tasks: cycle through them
-                    slot.obs, slot.info = slot.env.reset(seed=seed + slot.index, options=task_reset_options(slot.env, task))
+                    slot.obs, slot.info = slot.env.reset(seed=seed + slot.index, options=task_reset_options(slot.env, task),
+                                                         sample_index=slot.index // tasks if tasks else 0)
             active = [s for s in slots if s.index >= 0]
             if not active:
                 break
@@ -96,6 +102,8 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
                     out = Outcome(slot.index, r.task_id, r.split, r.task_type, r.success, r.total_reward, len(r.steps),
                                   r.termination)
                     outcomes.append(out)
+                    if on_record is not None:
+                        on_record(r)
                     if on_outcome is not None:
                         on_outcome(out)
                     slot.index = -1
@@ -103,6 +111,14 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
         for slot in slots:
             slot.env.close()
     return sorted(outcomes, key=lambda o: o.index)
+
+
+def quiet_third_party_progress() -> None:
+    """No ``datasets`` progress bars ("Generating train split: ...") over our own progress and tables."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
 
 
 # --- statistics ---------------------------------------------------------------------------------------------------
@@ -167,10 +183,13 @@ COLUMNS = ("agent", "select", "split", "task_type", "n", "successes", "rate", "c
 
 
 def write_reports(rows: Sequence[Row], out_dir: Path, *, metric: str = "success rate", title: str = "") -> dict[str, Path]:
-    """``eval.csv``, ``eval.md`` and ``eval.png`` in ``out_dir``; returns their paths by kind."""
+    """``eval.csv``, ``eval.md``, ``eval.png`` (per split) and ``eval_task_types.png`` in ``out_dir``; returns their paths."""
+    from oreo_agents.agent.report import plot_overall, plot_task_types
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out_dir / "eval.csv", "md": out_dir / "eval.md", "png": out_dir / "eval.png"}
+    paths = {"csv": out_dir / "eval.csv", "md": out_dir / "eval.md", "png": out_dir / "eval.png",
+             "types": out_dir / "eval_task_types.png"}
     with paths["csv"].open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
@@ -182,39 +201,8 @@ def write_reports(rows: Sequence[Row], out_dir: Path, *, metric: str = "success 
     for r in rows:
         lines.append(f"| {r.agent} | {r.select} | {r.split} | {r.task_type} | {r.n} | {r.rate:.1%} | "
                      f"{r.ci_low:.1%} – {r.ci_high:.1%} | {r.mean_length:.1f} |")
+    lines += ["", "![by split](eval.png)", "", "![by task type](eval_task_types.png)"]
     paths["md"].write_text("\n".join(lines) + "\n")
-    plot_rows(rows, paths["png"], metric=metric, title=title)
+    plot_overall(rows, paths["png"], metric=metric, title=title)
+    plot_task_types(rows, paths["types"], metric=metric, title=title)
     return paths
-
-
-def plot_rows(rows: Sequence[Row], path: Path, *, metric: str, title: str = "") -> None:
-    """Grouped bars: one group per (split, task type), one bar per agent/selection, CI as error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: never needs a display
-    import matplotlib.pyplot as plt
-
-    groups = list(dict.fromkeys((r.split, r.task_type) for r in rows))
-    runs = list(dict.fromkeys((r.agent, r.select) for r in rows))
-    width = 0.8 / max(1, len(runs))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(runs)) ** 0.5 + 2), 4.2))
-    for j, run in enumerate(runs):
-        xs, ys, err = [], [], [[], []]
-        for i, g in enumerate(groups):
-            match = [r for r in rows if (r.agent, r.select) == run and (r.split, r.task_type) == g]
-            if match:
-                r = match[0]
-                xs.append(i + (j - (len(runs) - 1) / 2) * width)
-                ys.append(r.rate)
-                err[0].append(max(0.0, r.rate - r.ci_low))
-                err[1].append(max(0.0, r.ci_high - r.rate))
-        ax.bar(xs, ys, width=width, yerr=err, capsize=3, label=f"{run[0]} ({run[1]})")
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{s}\n{t}" for s, t in groups], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel(metric)
-    ax.set_title(title or metric)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

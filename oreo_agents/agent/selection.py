@@ -47,6 +47,8 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
     """
     import torch
 
+    from oreo_agents.policies.prefix_cache import cache_kwargs, output_cache
+
     dev = next(model.parameters()).device
     width = max(len(c) for c in contexts)
     ids = torch.full((len(contexts), width), pad_id, dtype=torch.long, device=dev)
@@ -58,7 +60,7 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
     last = getattr(out, field)[:, -1]
     rows = [(g, len(cont)) for g, conts in enumerate(continuations) for cont in conts]
     groups = torch.tensor([g for g, _ in rows], dtype=torch.long, device=dev)
-    cache = out.past_key_values
+    cache = output_cache(out)
     cache.batch_select_indices(groups)  # fan each context's cache out to its continuations
     span = max(1, max(n for _, n in rows))
     cids = torch.full((len(rows), span), pad_id, dtype=torch.long, device=dev)
@@ -73,8 +75,8 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
         input_ids=cids,
         attention_mask=torch.cat([mask[groups], cmask], dim=1),
         position_ids=positions,
-        past_key_values=cache,
         use_cache=True,
+        **cache_kwargs(cache),
     )
     return last, getattr(cont_out, field), rows
 
@@ -82,6 +84,17 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
 def value_at_ends(value_model: Any, contexts: Sequence[Sequence[int]],
                   continuations: Sequence[Sequence[Sequence[int]]], pad_id: int = 0) -> list[list[float]]:
     """V at the last token of each ``context + continuation`` (one batched value forward; V of the context if empty)."""
+    return values_before_and_after(value_model, contexts, continuations, pad_id)[1]
+
+
+def values_before_and_after(value_model: Any, contexts: Sequence[Sequence[int]],
+                            continuations: Sequence[Sequence[Sequence[int]]],
+                            pad_id: int = 0) -> tuple[list[float], list[list[float]]]:
+    """(V of each context, V at the last token of each ``context + continuation``), from the same value forward.
+
+    V of the context is the state before a reply, V after the continuation the state right after it: their difference
+    is the reply's advantage A_t (``play`` shows it; :mod:`oreo_agents.agent.value_metrics`).
+    """
     import torch
 
     with torch.inference_mode():
@@ -92,7 +105,7 @@ def value_at_ends(value_model: Any, contexts: Sequence[Sequence[int]],
     out: list[list[float]] = [[] for _ in contexts]
     for r, (g, n) in enumerate(rows):
         out[g].append(float(cont_v[r, n - 1]) if n else float(ctx_v[g]))
-    return out
+    return [float(v) for v in ctx_v], out
 
 
 def policy_logprobs(lm: Any, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]],

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("oreo_agents.cli.train", "train", "Train a policy (and value) with OREO, SFT, RFT or DPO."),
     "play": ("oreo_agents.cli.play", "play", "Play episodes live with a trace of candidates, values and rewards."),
     "eval": ("oreo_agents.cli.evaluate", "evaluate", "Success rate / accuracy by split and task type, with CIs."),
+    "value-report": ("oreo_agents.cli.value_report", "value_report", "What a value model says about recorded episodes: AUC, ECE, A_t."),
     "quickstart": ("oreo_agents.cli.quickstart", "quickstart", "The embedded end-to-end run: games, SFT, OREO, eval."),
     "iterate": ("oreo_agents.cli.iterate", "iterate", "Iterative OREO: collect with the current policy, train, repeat."),
     "compare": ("oreo_agents.cli.compare", "compare", "The paper's comparison at small scale: SFT, RFT, DPO, OREO, several seeds."),

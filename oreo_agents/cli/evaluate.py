@@ -1,7 +1,9 @@
 """``oreo-agents eval``: success rate / accuracy by split and task type for several agents, with confidence intervals.
 
 Each agent is a (policy, selection) pair: every ``--policy`` is evaluated with every ``--select``. Results go to a rich
-table and to ``eval.md``, ``eval.csv`` and ``eval.png`` in ``--out``. Math envs also take ``--select beam`` (value-guided
+table and to ``eval.md``, ``eval.csv``, ``eval.png`` and ``eval_task_types.png`` in ``--out``; the episodes played go to
+``--out/episodes/<agent>/`` (a recorded dataset), and with ``--value`` the value lens (``value-report``) runs on the
+episodes of each policy that has a value model, into ``--out/value/``. Math envs also take ``--select beam`` (value-guided
 step beam search, B = ``--k``) and ``--select best-of-n`` (N = ``--k`` whole solutions, best final value).
 """
 
@@ -48,7 +50,7 @@ class EvalConfig:
     num_envs: int = field(default=4, metadata={"help": "Envs stepped together (the model decides for all in one batch)."})
     seed: int = field(default=0, metadata={"help": "Seed of resets and sampling."})
     ci: str = field(default="wilson", metadata={"help": "Confidence interval: wilson or bootstrap (95%)."})
-    out: str = field(default="runs/eval", metadata={"help": "Folder for eval.md, eval.csv, eval.png and outcomes.jsonl."})
+    out: str = field(default="runs/eval", metadata={"help": "Folder for eval.md/csv/png, outcomes.jsonl, the episodes played and the value report."})
 
     def __post_init__(self) -> None:
         if self.num_envs < 1:
@@ -83,12 +85,22 @@ def evaluate(**kwargs: Any) -> None:
 
 
 def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
-    """Evaluate every (policy, selection) on every split; with ``report`` print the table and write the files."""
+    """Evaluate every (policy, selection) on every split; with ``report`` print the table and write the files.
+
+    The episodes of each (policy, selection) are saved as a recorded dataset in ``out/episodes/<agent>/`` either way;
+    with ``report`` and ``--value``, the value lens runs on them (``out/value/``).
+    """
     import gymnasium as gym
 
     import oreo_agents  # noqa: F401  (registers the env ids)
     from oreo_agents.agent import build_agent
-    from oreo_agents.agent.evaluate import episode_count, run_episodes, summarize, write_reports
+    from oreo_agents.agent.evaluate import (
+        episode_count,
+        quiet_third_party_progress,
+        run_episodes,
+        summarize,
+        write_reports,
+    )
     from oreo_agents.agent.selection import SELECT_MODES
     from oreo_agents.cli.collect import resolve_env_id
     from oreo_agents.cli.play import env_options
@@ -101,12 +113,17 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
             raise OreoError(f"--select {mode}: choose {', '.join(SELECT_MODES)}" + (f", {', '.join(SEARCH_MODES)}" if is_math else ""))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    quiet_third_party_progress()
     rows, started = [], time.perf_counter()
+    played: dict[str, list[str]] = {}  # policy -> the episode folders it played (for the value lens)
     outcome_file = (out / "outcomes.jsonl").open("w")
     try:
         for i, policy in enumerate(cfg.policy):
             value = cfg.value[i if len(cfg.value) > 1 else 0] if cfg.value else None
             for mode in cfg.select:
+                folder = out / "episodes" / f"{_label(policy).replace('/', '-')}-{mode}"
+                writer = episode_writer(folder, cfg, policy, mode, value)
+                played.setdefault(policy, []).append(str(folder))
                 agent = build_agent(policy, value=value, select="greedy" if mode in SEARCH_MODES else mode, k=cfg.k,
                                     temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                                     seed=cfg.seed, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype)
@@ -125,10 +142,12 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                             outcomes = _search(make_env, agent, mode, cfg, total, bar.advance)
                         else:
                             outcomes = run_episodes(make_env, agent, episodes=total, num_envs=cfg.num_envs,
-                                                    seed=cfg.seed, on_outcome=bar.advance)
+                                                    seed=cfg.seed, on_outcome=bar.advance, on_record=writer.add,
+                                                    metadata=episode_metadata(agent, policy, cfg))
                     for o in outcomes:
                         outcome_file.write(json.dumps({"agent": _label(policy), "select": mode, **o.__dict__}) + "\n")
                     rows += summarize(outcomes, label=_label(policy), select=mode, ci=cfg.ci)
+                writer.close(complete=True)
     finally:
         outcome_file.close()
     if not report:
@@ -136,8 +155,58 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
     metric = "accuracy" if is_math else "success rate"
     paths = write_reports(rows, out, metric=metric, title=f"{env_id} evaluation")
     print_table(rows, metric)
-    console.print(f"wrote {paths['md']}, {paths['csv']}, {paths['png']} ({time.perf_counter() - started:.1f} s)", markup=False)
+    console.print(f"wrote {paths['md']}, {paths['csv']}, {paths['png']}, {paths['types']} "
+                  f"({time.perf_counter() - started:.1f} s)", soft_wrap=True, markup=False)
+    with_value = [(p, cfg.value[i if len(cfg.value) > 1 else 0]) for i, p in enumerate(cfg.policy)
+                  if cfg.value and p not in ("expert", "random")]
+    for policy, value in with_value:
+        where = out / ("value" if len(with_value) == 1 else f"value-{_label(policy).replace('/', '-')}")
+        value_section(value, played[policy], where, title=f"{_label(policy)} episodes, value {value}")
     return rows
+
+
+def value_section(value: str, episode_dirs: list[str], out: Path, *, title: str) -> dict[str, Any] | None:
+    """The value lens on the episodes a policy played: one headline printed, the report written in ``out``."""
+    from oreo_agents.agent.value_report import headline, value_report_for
+    from oreo_agents.learning.data import load_episodes
+    from oreo_agents.recording.writer import shard_paths
+
+    dirs = [d for d in episode_dirs if shard_paths(d)]  # search modes (beam, best-of-n) record no episodes
+    rows = load_episodes(dirs) if dirs else []
+    if not any(r["steps"] for r in rows):
+        console.print(f"value lens skipped for {value}: no episode has a step", soft_wrap=True)
+        return None
+    summary = value_report_for(value, rows, out, title=title)
+    console.print(f"[bold]value lens[/] ({value}): {headline(summary)} -> {out / 'value_report.md'}", soft_wrap=True)
+    return summary
+
+
+def episode_metadata(agent: Any, policy: str, cfg: EvalConfig) -> Any:
+    """What the saved eval episodes record about who played them (as ``collect`` does)."""
+    import oreo_agents
+    from oreo_agents.recording.schema import EpisodeMetadata
+
+    meta = agent.metadata() if hasattr(agent, "metadata") else {}
+    return EpisodeMetadata(policy=getattr(agent, "name", policy), checkpoint=str(meta.get("checkpoint", policy)),
+                           sampling=json.dumps(meta.get("sampling", {}), sort_keys=True, default=str), seed=cfg.seed,
+                           tokenizer=str(meta.get("tokenizer", "")), package_version=oreo_agents.__version__,
+                           extra=json.dumps({"source": "eval"}))
+
+
+def episode_writer(folder: Path, cfg: EvalConfig, policy: str, mode: str, value: str | None) -> Any:
+    """A fresh recorded dataset for one agent's eval episodes; an older one written by ``eval`` is replaced, like eval.md."""
+    import shutil
+
+    from oreo_agents.recording.writer import ShardWriter, read_manifest
+
+    if folder.exists():
+        manifest = read_manifest(folder) or {}
+        if (manifest.get("settings") or {}).get("source") != "eval":
+            raise OreoError(f"--out {cfg.out}: {folder} exists and was not written by eval; choose another --out")
+        shutil.rmtree(folder)
+    settings = {"source": "eval", "env": cfg.env, "policy": policy, "select": mode, "value": value, "k": cfg.k,
+                "split": cfg.split, "seed": cfg.seed, "temperature": cfg.temperature}
+    return ShardWriter(folder, settings, resume=False, shard_size=1000)
 
 
 def _search(make_env: Any, agent: Any, mode: str, cfg: EvalConfig, total: int, advance: Any) -> list[Any]:

@@ -1,7 +1,9 @@
 """``oreo-agents play``: play episodes live, showing what the agent considered and why it acted.
 
 On a terminal a rich Live view shows the goal, the current observation, the candidate replies with their policy
-log-probs and values (the chosen one highlighted), the reward, the step count and the running success rate. Piped or
+log-probs and values (the chosen one highlighted), the reward, the step count and the running success rate. With a
+value model it also shows V before the chosen action (V of the context), V after it, and their difference, the
+action's advantage A_t: the credit the value gives this step (``oreo-agents value-report`` does the same over a dataset). Piped or
 in CI it prints plain lines instead. ``--save-trace`` writes every step as JSON lines; ``--export`` writes the rendered
 frames as SVG or HTML (rich's recording console).
 """
@@ -86,6 +88,22 @@ class Frame:
     done: str = ""
     wins: int = 0
     played: int = 0
+    value_before: float = math.nan  # V of the context the action was chosen in
+
+    @property
+    def value_after(self) -> float:
+        chosen = next((c for c in self.candidates if c["chosen"]), None)
+        return math.nan if chosen is None or chosen["value"] is None else float(chosen["value"])
+
+    @property
+    def advantage(self) -> float:
+        """A_t = V(after the chosen action) - V(before it); NaN without a value model."""
+        return self.value_after - self.value_before
+
+    def value_line(self) -> str:
+        if math.isnan(self.advantage):
+            return ""
+        return f"V before {self.value_before:.3f} -> after {self.value_after:.3f}   A_t {self.advantage:+.3f}"
 
     def render(self) -> Any:
         from rich.console import Group
@@ -103,23 +121,34 @@ class Frame:
         table.add_column("candidate reply", ratio=1, overflow="fold")
         table.add_column("log p", justify="right", width=9)
         table.add_column("V", justify="right", width=8)
+        table.add_column("A", justify="right", width=8)
         for c in self.candidates:
             style = "bold green" if c["chosen"] else ""
             text = c["action"] if c["action"] is not None else f"(no action) {c['reply']!r}"
-            table.add_row("▶" if c["chosen"] else "", Text(text), _fmt(c["logprob"]), _fmt(c["value"]), style=style)
+            adv = _signed(c["value"] - self.value_before if c["value"] is not None else math.nan)
+            table.add_row("▶" if c["chosen"] else "", Text(text), _fmt(c["logprob"]), _fmt(c["value"]), adv, style=style)
         parts = [head, Panel(Text(self.goal or "-"), title="goal", title_align="left"),  # Text: game text is not markup
                  Panel(Text(self.observation[-1500:] or "-"), title="observation", title_align="left"), table]
+        if self.value_line():
+            a = self.advantage
+            parts.append(Text.assemble(("chosen action: ", "dim"), self.value_line(),
+                                       style="green" if a > 0 else "red" if a < 0 else ""))
         if self.done:
             parts.append(Text(f"episode over: {self.done}", style="bold green" if self.done == "success" else "bold red"))
         return Panel(Group(*parts), title="oreo-agents play", border_style="cyan")
 
     def plain(self) -> str:
         chosen = next((c for c in self.candidates if c["chosen"]), None)
+        values = f"; {self.value_line()}" if self.value_line() else ""
         lines = [f"[ep {self.episode} step {self.step}] > {self.action}"
-                 + (f"  (log p {_fmt(chosen['logprob'])}, V {_fmt(chosen['value'])})" if chosen else "")]
+                 + (f"  (log p {_fmt(chosen['logprob'])}, V {_fmt(chosen['value'])}{values})" if chosen else "")]
         lines += [f"    candidate: {c['action']!r}  log p {_fmt(c['logprob'])}  V {_fmt(c['value'])}"
                   for c in self.candidates if len(self.candidates) > 1]
         return "\n".join(lines)
+
+
+def _signed(x: float) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:+.3f}"
 
 
 def _candidates(decision: Any) -> list[dict[str, Any]]:
@@ -190,7 +219,7 @@ def run_play(cfg: PlayConfig) -> dict[str, Any]:
                     console.input("[dim]Enter to step[/] ")
                 [d] = agent.act([Turn(env_id, goal, init_obs, obs, info, history)])
                 frame = Frame(ep + 1, cfg.episodes, task, goal, obs, step, max_steps, _candidates(d), d.action,
-                              wins=wins, played=played)
+                              wins=wins, played=played, value_before=float(getattr(d, "value_before", math.nan)))
                 reward = 0.0
                 if d.aborted:
                     done = "aborted"
@@ -217,6 +246,8 @@ def run_play(cfg: PlayConfig) -> dict[str, Any]:
                 if trace is not None:
                     row = dict(episode=ep, step=step, task_id=task, goal=goal, action=d.action, reply=d.reply,
                                reward=float(reward), observation=str(obs), done=done or None,
+                               v_before=_jsonable(frame.value_before), v_after=_jsonable(frame.value_after),
+                               advantage=_jsonable(frame.advantage),
                                candidates=[{k: _jsonable(v) for k, v in c.items()} for c in frame.candidates])
                     trace.write(json.dumps(row) + "\n")
                 if cfg.delay:

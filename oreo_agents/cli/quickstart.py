@@ -19,8 +19,9 @@ def quickstart(**kwargs: Any) -> None:
 
     \b
     Stages (each skipped when its `<stage>.done.json` exists, so rerunning resumes):
-      games -> expert demos -> SFT -> rollouts of the SFT policy -> OREO -> eval
-      (SFT greedy vs OREO greedy vs OREO + value-guided selection on unseen games)
+      games -> expert demos -> SFT -> rollouts of the SFT policy -> OREO -> eval -> value lens
+      (SFT greedy vs OREO greedy vs OREO + value-guided selection, on the training games and on unseen games;
+       then what OREO's value learned: AUC, calibration and A_t per step on the OREO agent's episodes)
     Examples:
       oreo-agents quickstart
       oreo-agents quickstart --rounds 3 --out runs/qs3 --datasets datasets/qs3   # iterative OREO

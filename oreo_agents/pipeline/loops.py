@@ -6,7 +6,8 @@ Folders of a quickstart (``--out runs/quickstart``, ``--datasets datasets/quicks
     runs/quickstart/sft/policy/              the SFT policy = pi_ref of round 1
     datasets/quickstart/round-1/rollouts/    samples of the round's starting policy on the train games
     runs/quickstart/round-1/oreo/{policy,value}/
-    runs/quickstart/eval/eval.{md,csv,png}   the comparison table
+    runs/quickstart/eval/eval.{md,csv,png}   the comparison table (training games and held-out splits)
+    runs/quickstart/eval/value/              the value lens: OREO's V on the OREO agent's eval episodes
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from oreo_agents.pipeline.stages import (
     ensure_eval_tasks,
     eval_splits_of,
     eval_stage,
+    metric_of,
     oreo_round,
+    print_verdict,
+    value_stage,
     sft_stage,
     stage,
 )
@@ -61,7 +65,10 @@ def expert_stage(cfg: LoopConfig) -> Path:
 
 
 def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
+    from oreo_agents.agent.evaluate import quiet_third_party_progress
+
     started = time.perf_counter()
+    quiet_third_party_progress()
     prepare_tasks(cfg)
     sft = sft_stage(cfg, expert_stage(cfg))
     policy, value = sft, None
@@ -71,14 +78,25 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
         name = "oreo" if cfg.rounds == 1 else f"oreo-round-{r}"
         agents += [AgentSpec(name, policy), AgentSpec(name, policy, value, "value", cfg.k)]
     out = Path(cfg.out)
+    done_before = (out / "eval.done.json").is_file()
     summary = stage(out / "eval.done.json", f"evaluate SFT vs OREO vs OREO + value selection (K={cfg.k})",
                     lambda: eval_stage(cfg, out / "eval", agents))
+    if done_before and summary.get("rows"):  # a rerun still ends with the verdict
+        from oreo_agents.agent.evaluate import Row
+
+        print_verdict([Row(**r) for r in summary["rows"]], metric_of(cfg))
+    oreo = agents[-2]  # the last round's OREO policy, greedy: the lens reads V on the episodes it played itself
+    stage(out / "value.done.json", "value lens: what OREO's value learned (AUC, calibration, A_t per step)",
+          lambda: value_stage(out / "eval", oreo, value))
     console.print(f"\n[bold]quickstart finished[/] in {time.perf_counter() - started:.0f} s this run — report: {summary['report']}")
     console.print(f"play the result:  oreo-agents play --policy {policy} --value {value} --select value --k {cfg.k}", soft_wrap=True)
     return summary
 
 
 def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
+    from oreo_agents.agent.evaluate import quiet_third_party_progress
+
+    quiet_third_party_progress()
     if not cfg.policy:
         raise OreoError("--policy is required: the policy folder that starts round 1 (e.g. runs/quickstart/sft/policy)")
     if not Path(cfg.policy).is_dir():

@@ -42,6 +42,9 @@ class LoopConfig:
     oreo_epochs: int = field(default=3, metadata={"help": "OREO epochs per round (paper: 3 ALFWorld, 1 math)."})
     learning_rate: float = field(default=3e-4, metadata={"help": "OREO learning rate for policy and value (tiny model; paper 5e-6)."})
     k: int = field(default=4, metadata={"help": "Candidates per turn for value-guided selection at eval."})
+    eval_train_games: bool = field(
+        default=True, metadata={"help": "Also evaluate every agent on its training games (in-distribution), beside the held-out splits."}
+    )
     num_envs: int = field(default=8, metadata={"help": "Envs stepped together when the model collects / is evaluated."})
     seed: int = field(default=0, metadata={"help": "Seed of games, sampling and training."})
     rounds: int = field(default=1, metadata={"help": "OREO rounds: each collects with the current policy, then trains again."})
@@ -69,7 +72,7 @@ def stage(marker: Path, title: str, work: Callable[[], dict[str, Any]]) -> dict[
     """Run ``work`` unless ``marker`` says it finished before; then write the marker with its summary."""
     if marker.is_file():
         summary = json.loads(marker.read_text())
-        console.print(f"[dim]✓ {title} (done before: {marker})[/]")
+        console.print(f"[dim]✓ {title} (done before: {marker})[/]", soft_wrap=True)
         return summary
     console.rule(f"[bold]{title}")
     started = time.perf_counter()
@@ -122,25 +125,38 @@ class AgentSpec:
 
     @property
     def name(self) -> str:
-        return self.label if self.select == "greedy" else f"{self.label} + {self.select} K={self.k}"
+        """Short enough for an 80-column table: ``oreo``, ``oreo+V K=4`` (V: value-guided best-of-K)."""
+        if self.select == "greedy":
+            return self.label
+        return f"{self.label}+{'V' if self.select == 'value' else self.select} K={self.k}"
+
+    @property
+    def folder(self) -> str:
+        return self.name.replace("+", "-").replace(" ", "").replace("=", "")
 
 
-def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec]) -> list[Any]:
-    """Evaluation rows (``agent.evaluate.Row``) of every agent on the held-out splits, labelled by :attr:`AgentSpec.name`."""
+def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_games: bool = False) -> list[Any]:
+    """Evaluation rows (``agent.evaluate.Row``) of every agent on the held-out splits, labelled by :attr:`AgentSpec.name`.
+
+    With ``train_games`` each agent also plays the ``cfg.train_tasks`` games it was trained on (split ``train``), as
+    itself (greedy agents greedily): how well it learned what it saw, beside how far that carries. Episodes are saved
+    under ``out/<agent>/{held-out,train-games}/episodes/`` (the value lens reads them).
+    """
     from oreo_agents.cli.evaluate import EvalConfig, run_eval
 
+    runs = [("held-out", eval_splits_of(cfg), cfg.eval_tasks)] + ([("train-games", ["train"], cfg.train_tasks)] if train_games else [])
     rows = []
     for agent in agents:
-        eval_cfg = EvalConfig(
-            env=cfg.env, policy=[agent.policy], value=[agent.value] if agent.value else [], select=[agent.select], k=agent.k,
-            split=eval_splits_of(cfg), games_root=cfg.games_root, task_types=list(cfg.task_types), num_tasks=cfg.eval_tasks,
-            max_steps=cfg.max_steps,
-            num_envs=cfg.num_envs, seed=cfg.seed, temperature=cfg.temperature,
-            out=str(out / agent.name.replace(" + ", "-").replace(" ", "").replace("=", "")),
-        )
-        for row in run_eval(eval_cfg, report=False):
-            row.agent = agent.name
-            rows.append(row)
+        for where, splits, tasks in runs:
+            eval_cfg = EvalConfig(
+                env=cfg.env, policy=[agent.policy], value=[agent.value] if agent.value else [], select=[agent.select],
+                k=agent.k, split=splits, games_root=cfg.games_root, task_types=list(cfg.task_types), num_tasks=tasks,
+                max_steps=cfg.max_steps, num_envs=cfg.num_envs, seed=cfg.seed, temperature=cfg.temperature,
+                out=str(out / agent.folder / where),
+            )
+            for row in run_eval(eval_cfg, report=False):
+                row.agent = agent.name
+                rows.append(row)
     return rows
 
 
@@ -149,17 +165,41 @@ def metric_of(cfg: LoopConfig) -> str:
 
 
 def eval_stage(cfg: LoopConfig, out: Path, agents: list[AgentSpec]) -> dict[str, Any]:
-    """Evaluate agents on the held-out splits; one combined report (eval.md/csv/png) and one table."""
+    """Evaluate agents on the held-out splits (and their training games); one report (eval.md/csv/png) and the verdict."""
     from oreo_agents.agent.evaluate import write_reports
-    from oreo_agents.cli.evaluate import print_table
 
-    rows = eval_rows(cfg, out, agents)
+    rows = eval_rows(cfg, out, agents, train_games=cfg.eval_train_games)
     metric = metric_of(cfg)
-    paths = write_reports(rows, out, metric=metric, title=f"{cfg.env}: held-out tasks ({cfg.eval_tasks} per split)")
-    print_table(rows, metric, overall_only=True)
-    console.print(f"per task type: {paths['md']}")
+    seen = f"{cfg.train_tasks} training games and " if cfg.eval_train_games else ""
+    paths = write_reports(rows, out, metric=metric, title=f"{cfg.env}: {seen}{cfg.eval_tasks} held-out tasks per split")
+    print_verdict(rows, metric)
+    console.print(f"report: {paths['md']} (figures {paths['png'].name}, {paths['types'].name})", soft_wrap=True)
     overall = {f"{r.agent} | {r.split}": round(r.rate, 4) for r in rows if r.task_type == "all"}
-    return {"report": str(paths["md"]), "success": overall}
+    return {"report": str(paths["md"]), "success": overall, "rows": [r.__dict__ for r in rows if r.task_type == "all"]}
+
+
+def print_verdict(rows: list[Any], metric: str) -> None:
+    """The agents x splits table (80 columns) and its one-line reading, computed from the numbers."""
+    from oreo_agents.agent.report import reading, verdict_table
+
+    console.print(verdict_table(rows, metric=metric))
+    text = reading(rows)
+    if text:
+        console.print(f"[bold]Reading:[/] {text}", soft_wrap=False)
+
+
+def value_stage(out: Path, agent: AgentSpec, value: str) -> dict[str, Any]:
+    """The value lens for ``value`` on the episodes ``agent`` played in the eval stage (training games and held out)."""
+    from oreo_agents.agent.value_report import headline, value_report_for
+    from oreo_agents.learning.data import load_episodes
+
+    rows = load_episodes([out / agent.folder])
+    summary = value_report_for(value, rows, out / "value", title=f"{agent.name}: its value model on its eval episodes")
+    console.print(f"[bold]value lens[/]: {headline(summary)}", soft_wrap=True)
+    console.print(f"  {out / 'value' / 'value_report.md'}: V along successes vs failures (value_curves.png), "
+                  "calibration, and A_t per step (value_trace.html)", soft_wrap=True)
+    keep = ("episodes", "successes", "auc_v0", "auc_states", "auc_last", "ece", "ece_v0")
+    return {"report": str(out / "value" / "value_report.md"), **{k: summary[k] for k in keep}}
 
 
 def sft_stage(cfg: StartConfig, expert_data: Path) -> str:

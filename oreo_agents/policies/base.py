@@ -52,6 +52,7 @@ class Decision:
     completion_token_ids: list[int] = field(default_factory=list)
     completion_logprobs: list[float] = field(default_factory=list)
     value: float = math.nan
+    value_before: float = math.nan  # V of the context the reply was chosen in (value - value_before = the advantage A_t)
     candidates: list[Candidate] = field(default_factory=list)
     # The policy cannot act at all (e.g. the context is longer than the model accepts): stop the episode from outside
     # (termination "aborted", see RecordEpisode.abort) instead of counting it as an unparseable reply.

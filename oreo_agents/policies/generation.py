@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, Sequence
 
 from oreo_agents.errors import OreoError
-from oreo_agents.policies.prefix_cache import CachedPrefix, PrefixCache
+from oreo_agents.policies.prefix_cache import CachedPrefix, PrefixCache, cache_kwargs, dynamic_cache, output_cache
 
 FinishReason = Literal["eos", "stop", "length", "context"]
 
@@ -262,10 +262,10 @@ class HFBackend:
                 input_ids=feed[:, None],
                 attention_mask=mask,
                 position_ids=last_pos[:, None],
-                past_key_values=cache,
                 use_cache=True,
+                **cache_kwargs(cache),
             )
-            cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+            cache, logits = output_cache(out), out.logits[:, -1, :].float()
         self._remember(prompts, hits, n, cache, prompt_end, tokens)
         grouped: list[list[Completion]] = []
         for p in range(len(prompts)):
@@ -303,22 +303,20 @@ class HFBackend:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, past_width:]
         kwargs: dict[str, Any] = dict(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
         if past_width:
-            kwargs["past_key_values"] = self._past(hits, past, past_width)
+            kwargs.update(cache_kwargs(self._past(hits, past, past_width)))
         if self._logits_to_keep:
             kwargs["logits_to_keep"] = 1  # only the last position's logits are needed (the others cost a vocab matmul)
         out = self.model(**kwargs)
         if cache_on:
-            if not _plain_cache(out.past_key_values):
+            if not _plain_cache(output_cache(out)):
                 self.prefix_cache = None  # e.g. sliding-window or recurrent layers: keys/values cannot be spliced
             else:
                 self.prefix_cache.hits += sum(past)  # type: ignore[union-attr]
                 self.prefix_cache.misses += sum(lengths) - sum(past)  # type: ignore[union-attr]
-        return hits, out.past_key_values, mask, out
+        return hits, output_cache(out), mask, out
 
     def _past(self, hits: list[tuple[CachedPrefix | None, int]], past: list[int], width: int) -> Any:
         """A DynamicCache of ``width`` columns holding each row's first ``past[row]`` cached keys/values, right-aligned."""
-        from transformers import DynamicCache
-
         rows = [(entry, k) for (entry, _), k in zip(hits, past)]
 
         def block(layer: int, part: str) -> Any:  # part: "keys" or "values"
@@ -331,7 +329,7 @@ class HFBackend:
             return out
 
         n_layers = len(next(entry for entry, k in rows if k).keys)
-        return DynamicCache(ddp_cache_data=[(block(i, "keys"), block(i, "values")) for i in range(n_layers)])
+        return dynamic_cache([(block(i, "keys"), block(i, "values")) for i in range(n_layers)])
 
     def _remember(self, prompts: list[Sequence[int]], hits: list[tuple[CachedPrefix | None, int]], n: int, cache: Any,
                   prompt_end: int, tokens: list[list[int]]) -> None:

@@ -18,6 +18,7 @@ key/value pair depends only on the tokens before it and its position, and positi
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -124,3 +125,40 @@ class PrefixCache:
             sharing.discard(key)
             if not sharing:
                 del self._by_block[h]
+
+
+# --- the transformers cache API ---------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def cache_name() -> str:
+    """The keyword (and output field) under which the installed transformers passes a KV cache: ``cache`` or ``past_key_values``.
+
+    In transformers 5.25 (installed here) every decoder ``forward`` is wrapped in ``@deprecate_kwarg("past_key_values", "5.40.0",
+    new_name="cache")`` (models/llama/modeling_llama.py), which warns with a ``FutureWarning`` on each call that still
+    uses the old name, and ``BaseModelOutputWithPast`` declares ``cache`` (its ``past_key_values`` property logs a
+    deprecation). Older releases that pyproject accepts (>= 4.51) know only ``past_key_values``. So the name is read off
+    the installed library's output class instead of filtering the warning.
+    """
+    from transformers.modeling_outputs import BaseModelOutputWithPast
+
+    return "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def cache_kwargs(cache: Any) -> dict[str, Any]:
+    """``{name: cache}`` for a model call, under the installed transformers' name for it."""
+    return {cache_name(): cache}
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache a forward with ``use_cache=True`` returned (``out.cache``, or ``out.past_key_values`` before 5.25)."""
+    return out[cache_name()]
+
+
+def dynamic_cache(layers: Sequence[tuple[Any, Any]]) -> Any:
+    """A ``DynamicCache`` holding ``(keys, values)`` per layer, built through ``Cache.update`` (the public API in every
+    supported release; the ``ddp_cache_data`` constructor argument is meant for DDP and changed shape across versions)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for layer, (keys, values) in enumerate(layers):
+        cache.update(keys, values, layer)
+    return cache

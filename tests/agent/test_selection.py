@@ -73,7 +73,7 @@ def test_greedy_matches_a_temperature_zero_policy_and_sample_uses_the_seed(tiny,
 def test_value_mode_one_generation_one_value_pass_and_argmax(tiny, value, monkeypatch):
     agent = _agent(tiny, value, "value")
     calls = {"generate": 0, "value": 0}
-    real_generate, real_value = agent.policy.backend.generate, selection.value_at_ends
+    real_generate, real_value = agent.policy.backend.generate, selection.values_before_and_after
 
     def count_generate(*a, **kw):
         calls["generate"] += 1
@@ -84,7 +84,7 @@ def test_value_mode_one_generation_one_value_pass_and_argmax(tiny, value, monkey
         return real_value(*a, **kw)
 
     monkeypatch.setattr(agent.policy.backend, "generate", count_generate)
-    monkeypatch.setattr("oreo_agents.agent.agent.value_at_ends", count_value)
+    monkeypatch.setattr("oreo_agents.agent.agent.values_before_and_after", count_value)
     turns = _turns()
     decisions = agent.act(turns)
     assert calls == {"generate": 1, "value": 1}  # K candidates x 2 envs: one batched call each
@@ -96,6 +96,8 @@ def test_value_mode_one_generation_one_value_pass_and_argmax(tiny, value, monkey
         # V at the chosen reply's last token equals a full forward over context + reply.
         ctx = agent.policy.context(turn)
         assert math.isclose(_full_value(value, ctx.ids + d.completion_token_ids), d.value, rel_tol=1e-4, abs_tol=1e-4)
+        # V before the reply (for A_t) is V of the context alone, from the same value pass.
+        assert math.isclose(_full_value(value, ctx.ids), d.value_before, rel_tol=1e-4, abs_tol=1e-4)
 
 
 def test_admissible_scores_every_command_by_value_else_logprob(tiny, value):

@@ -44,12 +44,16 @@ def test_play_model_with_value_candidates_and_html(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     assert "candidate:" in result.output and "V " in result.output
+    assert "V before" in result.output and "A_t" in result.output  # the chosen action's advantage, every step
     rows = [json.loads(line) for line in trace.read_text().splitlines()]
     for r in rows:
         assert len(r["candidates"]) == 3 and sum(c["chosen"] for c in r["candidates"]) == 1
         chosen = next(c for c in r["candidates"] if c["chosen"])
         assert chosen["value"] == max(c["value"] for c in r["candidates"])
-    assert "<html" in html.read_text().lower()
+        assert r["v_after"] == chosen["value"] and r["v_before"] is not None
+        assert r["advantage"] == pytest.approx(r["v_after"] - r["v_before"])
+    page = html.read_text()
+    assert "<html" in page.lower() and "A_t" in page  # the rendered live view shows it too
 
 
 def test_play_and_eval_errors_are_one_line(tmp_path):
@@ -74,3 +78,26 @@ def test_eval_command_writes_reports(alfworld_games_root, tmp_path):
     outcomes = [json.loads(line) for line in (out / "outcomes.jsonl").read_text().splitlines()]
     assert [(o["agent"], o["success"]) for o in outcomes][:2] == [("expert", True), ("expert", True)]
     assert len(outcomes) == 4 and "| expert | greedy | valid_unseen | all | 2 | 100.0% |" in (out / "eval.md").read_text()
+
+
+def test_eval_with_a_value_model_saves_episodes_and_writes_the_value_lens(tmp_path):
+    torch = pytest.importorskip("torch")
+    from oreo_agents.learning.models import ValueModel, load_tokenizer
+    from tests.policies.tiny_lm import build
+
+    tiny = build(tmp_path)
+    value = ValueModel.from_base(tiny)
+    torch.nn.init.normal_(value.head.weight)
+    value.save_pretrained(tmp_path / "value", tokenizer=load_tokenizer(tiny))
+    out = tmp_path / "ev"
+    args = ["eval", "--env", "math", "--policy", str(tiny), "--value", str(tmp_path / "value"), "--select", "greedy",
+            "--max-new-tokens", "6", "--max-steps", "2", "--num-tasks", "3", "--num-envs", "3", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "value lens" in result.output and "AUC of V(s0)" in result.output
+    episodes = list((out / "episodes").iterdir())
+    assert len(episodes) == 1 and list(episodes[0].glob("data/*.parquet"))  # a recorded dataset, reusable
+    report = json.loads((out / "value" / "value_report.json").read_text())
+    assert report["episodes"] == 3 and (out / "value" / "value_curves.png").is_file()
+    again = CliRunner().invoke(cli, args)  # rerunning eval into the same --out replaces its own episodes
+    assert again.exit_code == 0, again.output

@@ -75,3 +75,28 @@ def test_multi_turn_generation_is_the_same_with_and_without_the_cache(tiny):
         new_part = 1 + max(len(o) for o in observations)  # the reply's last token was never fed, then the observation
         prompts = [p + g[0].token_ids + o for p, g, o in zip(prompts, with_cache, observations)]
     assert cached.prefix_cache.hits > cached.prefix_cache.misses > 0
+
+
+def test_generation_and_scoring_use_the_current_cache_api_without_warnings(tiny, monkeypatch):
+    """No FutureWarning or deprecation log from transformers: the cache goes under the installed library's name."""
+    import warnings
+
+    import transformers.utils.generic as hf_generic
+
+    from oreo_agents.agent.selection import policy_logprobs
+    from oreo_agents.policies.prefix_cache import cache_name
+
+    logged = []
+    monkeypatch.setattr(hf_generic.logger, "warning_once", lambda msg, *a, **k: logged.append(msg))
+    backend = HFBackend.from_pretrained(tiny)
+    tok = backend.tokenizer
+    prompt = tok("You are an agent in a household. go to cabinet 1.", add_special_tokens=False)["input_ids"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        [group] = backend.generate([prompt], SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=0))
+        backend.generate([prompt + group[0].token_ids[:-1] + prompt[:5]], SamplingParams(temperature=0, max_new_tokens=4))
+        policy_logprobs(backend.model, [prompt], [[group[0].token_ids, group[1].token_ids]])
+    assert backend.prefix_cache.hits > 0  # the second call reused the first one's keys/values through a spliced cache
+    messages = [str(w.message) for w in caught] + logged
+    assert not [m for m in messages if "past_key_values" in m or "deprecat" in m.lower()], messages
+    assert cache_name() in ("cache", "past_key_values")
