@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from oreo_agents.cli.console import console
+from oreo_agents.cli.console import console, escape
 from oreo_agents.errors import OreoError
 from oreo_agents.pipeline.loops import expert_stage, prepare_tasks
 from oreo_agents.pipeline.stages import (
@@ -67,7 +67,7 @@ def baseline_stage(cfg: CompareConfig, algo: str, start: str, rollouts: Path, *,
         try:
             return train_stage(cfg, out, algo=algo, data=[rollouts], model=start, **overrides)
         except OreoError as exc:  # e.g. no successful rollout (RFT) or no success/failure pair (DPO)
-            console.print(f"[yellow]{algo} skipped[/]: {exc}")
+            console.print(f"[yellow]{algo} skipped[/]: {escape(str(exc))}")
             return {"skipped": str(exc)}
 
     title = title or f"{algo.upper()} from SFT on the round-1 rollouts"
@@ -171,7 +171,7 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
     from oreo_agents.cli.evaluate import print_table
 
     print_table(pooled, metric_of(cfg), overall_only=True)
-    console.print(f"report: {report}")
+    console.print(f"report: {report}", markup=False)
     return {"report": str(report)}
 
 

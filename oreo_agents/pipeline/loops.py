@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oreo_agents.cli.console import console
+from oreo_agents.cli.console import console, escape
 from oreo_agents.errors import OreoError
 from oreo_agents.pipeline.stages import (
     AgentSpec,
@@ -88,8 +88,8 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     oreo = agents[-2]  # the last round's OREO policy, greedy: the lens reads V on the episodes it played itself
     stage(out / "value.done.json", "value lens: what OREO's value learned (AUC, calibration, A_t per step)",
           lambda: value_stage(out / "eval", oreo, value))
-    console.print(f"\n[bold]quickstart finished[/] in {time.perf_counter() - started:.0f} s this run — report: {summary['report']}")
-    console.print(f"play the result:  oreo-agents play --policy {policy} --value {value} --select value --k {cfg.k}", soft_wrap=True)
+    console.print(f"\n[bold]quickstart finished[/] in {time.perf_counter() - started:.0f} s this run — report: {escape(str(summary['report']))}")
+    console.print(f"play the result:  oreo-agents play --policy {policy} --value {value} --select value --k {cfg.k}", soft_wrap=True, markup=False)
     return summary
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from oreo_agents.cli.console import console
+from oreo_agents.cli.console import console, escape
 from oreo_agents.errors import OreoError
 from oreo_agents.learning.config import MixedPrecision
 
@@ -72,15 +72,15 @@ def stage(marker: Path, title: str, work: Callable[[], dict[str, Any]]) -> dict[
     """Run ``work`` unless ``marker`` says it finished before; then write the marker with its summary."""
     if marker.is_file():
         summary = json.loads(marker.read_text())
-        console.print(f"[dim]✓ {title} (done before: {marker})[/]", soft_wrap=True)
+        console.print(f"[dim]✓ {escape(title)} (done before: {escape(str(marker))})[/]", soft_wrap=True)
         return summary
-    console.rule(f"[bold]{title}")
+    console.rule(f"[bold]{escape(title)}")
     started = time.perf_counter()
     summary = work()
     summary["seconds"] = round(time.perf_counter() - started, 1)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(summary, indent=2, default=str))
-    console.print(f"[green]✓ {title}[/] in {summary['seconds']:.0f} s")
+    console.print(f"[green]✓ {escape(title)}[/] in {summary['seconds']:.0f} s")
     return summary
 
 
@@ -173,7 +173,7 @@ def eval_stage(cfg: LoopConfig, out: Path, agents: list[AgentSpec]) -> dict[str,
     seen = f"{cfg.train_tasks} training games and " if cfg.eval_train_games else ""
     paths = write_reports(rows, out, metric=metric, title=f"{cfg.env}: {seen}{cfg.eval_tasks} held-out tasks per split")
     print_verdict(rows, metric)
-    console.print(f"report: {paths['md']} (figures {paths['png'].name}, {paths['types'].name})", soft_wrap=True)
+    console.print(f"report: {paths['md']} (figures {paths['png'].name}, {paths['types'].name})", soft_wrap=True, markup=False)
     overall = {f"{r.agent} | {r.split}": round(r.rate, 4) for r in rows if r.task_type == "all"}
     return {"report": str(paths["md"]), "success": overall, "rows": [r.__dict__ for r in rows if r.task_type == "all"]}
 
@@ -185,7 +185,7 @@ def print_verdict(rows: list[Any], metric: str) -> None:
     console.print(verdict_table(rows, metric=metric))
     text = reading(rows)
     if text:
-        console.print(f"[bold]Reading:[/] {text}", soft_wrap=False)
+        console.print(f"[bold]Reading:[/] {escape(text)}", soft_wrap=False)
 
 
 def value_stage(out: Path, agent: AgentSpec, value: str) -> dict[str, Any]:
@@ -196,7 +196,7 @@ def value_stage(out: Path, agent: AgentSpec, value: str) -> dict[str, Any]:
     rows = load_episodes([out / agent.folder])
     summary = value_report_for(value, rows, out / "value", title=f"{agent.name}: its value model on its eval episodes")
     console.print(f"[bold]value lens[/]: {headline(summary)}", soft_wrap=True)
-    console.print(f"  {out / 'value' / 'value_report.md'}: V along successes vs failures (value_curves.png), "
+    console.print(f"  {escape(str(out / 'value' / 'value_report.md'))}: V along successes vs failures (value_curves.png), "
                   "calibration, and A_t per step (value_trace.html)", soft_wrap=True)
     keep = ("episodes", "successes", "auc_v0", "auc_states", "auc_last", "ece", "ece_v0")
     return {"report": str(out / "value" / "value_report.md"), **{k: summary[k] for k in keep}}
