@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from oreo_agents.cli.console import console, escape
-from oreo_agents.errors import OreoError
 from oreo_agents.learning.config import MixedPrecision
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from oreo_agents.errors import OreoError
 from oreo_agents.policies.base import Decision, Turn, history_rows
 from oreo_agents.policies.generation import Completion, GenerationBackend, SamplingParams, derive_seed, make_backend
 from oreo_agents.prompting import PromptFormat, context_ids, format_for
