@@ -42,6 +42,9 @@ import torch
 
 from oreo_agents.cli.console import console
 from oreo_agents.errors import OreoError
+# Full-byte sha256 is the identity of data and weights (0.55 s for 500 MB on the 2-vCPU dev machine, page cache warm;
+# sizes + headers would take 1 ms but miss weights edited in place): the recorder's, shared.
+from oreo_agents.recording.fingerprints import file_sha256
 
 FORMAT = "oreo-agents-checkpoint-2"  # json + safetensors; a marker without it is accelerate's pickle format
 PICKLE_FORMAT = "accelerate-pickle"
@@ -59,16 +62,6 @@ class DamagedCheckpoint(Exception):
 
 
 # --- the settings fingerprint ------------------------------------------------------------------------------------------
-def file_sha256(path: Path) -> str:
-    """Full-byte sha256: the identity of data and weights (0.55 s for 500 MB on the 2-vCPU dev machine, page cache warm;
-    hashing only sizes + headers would take 1 ms but miss weights edited in place)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 def file_crc32(path: Path) -> str:
     """Damage check of a checkpoint file (truncation, bit rot, a copy cut short): 2.5x faster than sha256 here, and
     nothing in a checkpoint can run code, so an adversarial-grade hash buys nothing."""
