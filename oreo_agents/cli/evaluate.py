@@ -174,10 +174,10 @@ def value_section(value: str, episode_dirs: list[str], out: Path, *, title: str)
     dirs = [d for d in episode_dirs if shard_paths(d)]  # search modes (beam, best-of-n) record no episodes
     rows = load_episodes(dirs) if dirs else []
     if not any(r["steps"] for r in rows):
-        console.print(f"value lens skipped for {value}: no episode has a step", soft_wrap=True)
+        console.print(f"value lens skipped for {value}: no episode has a step", soft_wrap=True, markup=False)
         return None
     summary = value_report_for(value, rows, out, title=title)
-    console.print(f"[bold]value lens[/] ({value}): {headline(summary)} -> {out / 'value_report.md'}", soft_wrap=True)
+    console.print(f"[bold]value lens[/] ({escape(value)}): {headline(summary)} -> {escape(str(out / 'value_report.md'))}", soft_wrap=True)
     return summary
 
 

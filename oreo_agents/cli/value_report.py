@@ -69,6 +69,6 @@ def run_value_report(cfg: ValueReportConfig) -> dict[str, Any]:
     summary = value_report_for(cfg.value, rows, Path(cfg.out), title=title, device=cfg.device, bins=cfg.bins,
                                top=cfg.top, batch_size=cfg.batch_size)
     console.print(f"[bold]value lens[/]: {headline(summary)}", soft_wrap=True)
-    console.print(f"report: {Path(cfg.out) / 'value_report.md'} (plots, value_trace.html)", soft_wrap=True)
+    console.print(f"report: {Path(cfg.out) / 'value_report.md'} (plots, value_trace.html)", soft_wrap=True, markup=False)
     return summary
 
