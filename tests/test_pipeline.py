@@ -134,7 +134,7 @@ def test_compare_on_math_trains_every_method_and_pools_seeds(tmp_path):
     assert "/6) |" in report
 
 
-def test_task_types_reach_game_generation_collection_and_evaluation(monkeypatch):
+def test_task_types_reach_game_generation_collection_and_evaluation(monkeypatch, tmp_path):
     """--task-types narrows every stage to the same task types (games generated, rollouts collected, games evaluated)."""
     import oreo_agents.cli.collect as collect_cli
     import oreo_agents.cli.evaluate as eval_cli
@@ -160,9 +160,37 @@ def test_task_types_reach_game_generation_collection_and_evaluation(monkeypatch)
     cfg = LoopConfig(task_types=["pick_and_place_simple"], eval_splits=["valid_seen"])
     ensure_eval_tasks(cfg)
     collect_stage(cfg, Path("unused"), policy="expert")
-    eval_rows(cfg, Path("unused"), [AgentSpec("sft", "unused")])
+    eval_rows(cfg, tmp_path, [AgentSpec("sft", "unused")])
     assert seen["train"] == seen["valid_seen"] == ["pick_and_place_simple"]
     assert seen["collect"].task_types == seen["eval"].task_types == ["pick_and_place_simple"]
+
+
+def test_eval_rows_resume_per_agent_and_redo_an_agent_whose_settings_changed(monkeypatch, tmp_path):
+    """A killed evaluation of several agents resumes at the agent it was playing; a marker of other settings is redone."""
+    import oreo_agents.cli.evaluate as eval_cli
+    from oreo_agents.agent.evaluate import Row
+    from oreo_agents.pipeline.stages import AgentSpec, LoopConfig, eval_rows
+
+    played = []
+
+    def fake_eval(eval_cfg, report):
+        played.append((eval_cfg.policy[0], eval_cfg.k))
+        return [Row("x", eval_cfg.select[0], "valid_seen", "all", 4, len(played), len(played) / 4, 0.0, 1.0, 3.0)]
+
+    monkeypatch.setattr(eval_cli, "run_eval", fake_eval)
+    cfg = LoopConfig(eval_splits=["valid_seen"])
+    agents = [AgentSpec("sft", "p1"), AgentSpec("oreo", "p2", "v2", "value", 3)]
+    first = eval_rows(cfg, tmp_path, agents)
+    assert played == [("p1", 4), ("p2", 3)] and [r.agent for r in first] == ["sft", "oreo+V K=3"]
+    again = eval_rows(cfg, tmp_path, agents)
+    assert played == [("p1", 4), ("p2", 3)] and again == first  # nothing played twice, same rows
+    (tmp_path / "oreo-VK3" / "held-out" / "rows.done.json").unlink()  # killed while playing the second agent
+    eval_rows(cfg, tmp_path, agents)
+    assert played[2:] == [("p2", 3)]
+    eval_rows(cfg, tmp_path, [AgentSpec("sft", "p1"), AgentSpec("oreo", "p2", "v2", "value", 5)])
+    assert played[3:] == [("p2", 5)]  # K changed: another agent folder, evaluated; sft still done
+    eval_rows(LoopConfig(eval_splits=["valid_seen"], max_steps=7), tmp_path, agents[:1])
+    assert played[4:] == [("p1", 4)]  # same folder, other settings: the marker does not stand for it
 
 
 class _Summary:  # what collect_stage reads of run_collect's summary

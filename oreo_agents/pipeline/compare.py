@@ -31,6 +31,7 @@ from oreo_agents.pipeline.stages import (
     sft_stage,
     stage,
     train_stage,
+    value_stage,
 )
 
 
@@ -166,6 +167,10 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
         summary = stage(out / "eval.done.json", f"seed {s}: evaluate {len(agents)} agents",
                         lambda: {"rows": [r.__dict__ for r in eval_rows(seed_cfg, out / "eval", agents)]})
         rows_by_seed[s] = [_row(d) for d in summary["rows"]]
+        oreo, value = next(a for a in agents if a.name == "OREO"), next((a.value for a in agents if a.value), None)
+        if value:  # the value lens: round 1's V on the greedy OREO agent's held-out episodes
+            stage(out / "value.done.json", f"seed {s}: value lens (AUC, calibration, A_t per step) on OREO's held-out episodes",
+                  lambda: value_stage(out / "eval", oreo, value))
     pooled, per_seed = pool(rows_by_seed)
     report = write_compare(cfg, pooled, per_seed)
     from oreo_agents.cli.evaluate import print_table

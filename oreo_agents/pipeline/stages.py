@@ -143,6 +143,8 @@ def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_game
     """
     from oreo_agents.cli.evaluate import EvalConfig, run_eval
 
+    from oreo_agents.agent.evaluate import Row
+
     runs = [("held-out", eval_splits_of(cfg), cfg.eval_tasks)] + ([("train-games", ["train"], cfg.train_tasks)] if train_games else [])
     rows = []
     for agent in agents:
@@ -153,9 +155,21 @@ def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_game
                 max_steps=cfg.max_steps, num_envs=cfg.num_envs, seed=cfg.seed, temperature=cfg.temperature,
                 out=str(out / agent.folder / where),
             )
-            for row in run_eval(eval_cfg, report=False):
+            # One marker per (agent, where): a killed evaluation of many agents resumes at the agent it was playing.
+            marker, settings = out / agent.folder / where / "rows.done.json", json.loads(json.dumps(eval_cfg.__dict__))
+            done = json.loads(marker.read_text()) if marker.is_file() else None
+            if done is not None and done.get("settings") == settings:
+                console.print(f"[dim]✓ {escape(agent.name)} on {escape(where)} (done before: {escape(str(marker))})[/]", soft_wrap=True)
+                rows += [Row(**d) for d in done["rows"]]
+                continue
+            if done is not None:
+                console.print(f"[yellow]{escape(str(marker))}: evaluated with other settings; evaluating again[/]", soft_wrap=True)
+            agent_rows = run_eval(eval_cfg, report=False)
+            for row in agent_rows:
                 row.agent = agent.name
-                rows.append(row)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"settings": settings, "rows": [r.__dict__ for r in agent_rows]}, indent=1))
+            rows += agent_rows
     return rows
 
 
