@@ -44,10 +44,10 @@ def main() -> None:
     import oreo_agents  # noqa: F401
     from oreo_agents.agent import Agent
     from oreo_agents.agent.beam import beam_search
-    from oreo_agents.learning.models import ValueModel, build_tiny_model
-    from oreo_agents.policies.base import Turn
-    from oreo_agents.policies.model import ModelPolicy
-    from oreo_agents.recording.schema import StepRecord
+    from oreo_agents.models.loading import ValueModel, build_tiny_model
+    from oreo_agents.turns import Turn
+    from oreo_agents.models.policy import ModelPolicy
+    from oreo_agents.turns import StepRecord
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-agent-"))

@@ -129,7 +129,7 @@ def main() -> None:
 
     from rich.table import Table
 
-    from oreo_agents.cli.console import console
+    from oreo_agents.console import console
     from oreo_agents.envs.alfworld.games import ensure_games, list_games
 
     games = [str(g) for g in ensure_games(args.root, "train", args.num_games, seed=0)]

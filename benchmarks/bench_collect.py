@@ -30,7 +30,7 @@ def decode_step_ms(path: Path, batch: int, context: int = 100, steps: int = 40) 
     """Milliseconds of one bare decode step (batch rows, ``context`` cached tokens), best of three runs."""
     import torch
 
-    from oreo_agents.learning.models import load_policy
+    from oreo_agents.models.loading import load_policy
 
     model = load_policy(path).eval()
     ids = torch.randint(5, model.config.vocab_size, (batch, context))
@@ -63,9 +63,9 @@ def main() -> None:
     import torch
 
     import oreo_agents  # noqa: F401
-    from oreo_agents.learning.models import build_tiny_model
-    from oreo_agents.policies.generation import HFBackend
-    from oreo_agents.policies.model import ModelPolicy
+    from oreo_agents.models.loading import build_tiny_model
+    from oreo_agents.models.generation import HFBackend
+    from oreo_agents.models.policy import ModelPolicy
     from oreo_agents.recording.collect import collect_episodes
     from oreo_agents.recording.dataset import load_episodes
     from oreo_agents.recording.writer import ShardWriter

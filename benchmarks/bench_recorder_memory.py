@@ -32,7 +32,7 @@ def _worker(episodes: int, steps: int, num_envs: int, out: str, trace: bool) -> 
     import gymnasium as gym
 
     from oreo_agents.envs.core import text_space
-    from oreo_agents.policies.base import Decision
+    from oreo_agents.turns import Decision
     from oreo_agents.recording import EpisodeMetadata, ShardWriter, collect_episodes
 
     words = "apple bowl cabinet drawer fridge knife lettuce mug pan plate sink spoon table toaster tomato".split()

@@ -22,7 +22,8 @@ def make_dataset(path: Path, n_tasks: int) -> Path:
     """ALFWorld-shaped episodes (success = finds and places the object; failure = wanders), written as real Parquet."""
     import datasets
 
-    from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord, StepRecord, episode_features
+    from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord, episode_features
+    from oreo_agents.turns import StepRecord
 
     rows = []
     for t in range(n_tasks):
@@ -77,7 +78,7 @@ def trl_sft_tokens_per_s(trainer, n: int, out: Path, *, bf16: bool) -> float:
     from trl import SFTConfig
     from trl import SFTTrainer as TRLSFT
 
-    from oreo_agents.learning.models import load_policy
+    from oreo_agents.models.loading import load_policy
 
     items = [trainer.items[i] for i in range(trainer.units())]
     ds = datasets.Dataset.from_list([{"input_ids": it["input_ids"], "completion_mask": it["action_mask"]} for it in items])

@@ -20,7 +20,7 @@ import gymnasium as gym
 from rich.progress import Progress
 from rich.table import Table
 
-from oreo_agents.cli.console import console
+from oreo_agents.console import console
 from oreo_agents.envs import ENV_FAMILIES, register_envs
 
 

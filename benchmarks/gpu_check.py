@@ -43,7 +43,7 @@ def build_checkpoint(out: Path, shape: dict, device: str, dtype: str = "bfloat16
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-    from oreo_agents.learning.models import quiet_transformers
+    from oreo_agents.models.loading import quiet_transformers
 
     quiet_transformers()
 
@@ -116,7 +116,7 @@ def run_train(args, model_dir: Path, out: Path) -> dict:
     from oreo_agents.learning import distributed as dist
     from oreo_agents.learning.baselines import make_trainer
     from oreo_agents.learning.config import TrainConfig
-    from oreo_agents.learning.models import load_tokenizer
+    from oreo_agents.models.loading import load_tokenizer
 
     shape = SMALL_MODEL if args.small else QWEN_1_5B
     cfg = TrainConfig(algo="oreo", model=str(model_dir), out=str(out), batch_size=args.batch, micro_batch_size=2,
@@ -173,8 +173,8 @@ def run_generation(args, model_dir: Path) -> dict:
 
     import torch
 
-    from oreo_agents.learning.models import load_policy, load_tokenizer
-    from oreo_agents.policies.generation import HFBackend, SamplingParams
+    from oreo_agents.models.loading import load_policy, load_tokenizer
+    from oreo_agents.models.generation import HFBackend, SamplingParams
 
     cuda = torch.cuda.is_available()
     model = load_policy(model_dir, dtype=torch.bfloat16 if cuda else torch.float32, device="cuda" if cuda else "cpu")

@@ -53,7 +53,7 @@ def measure(layers: int, seq: int, gc: bool, tmp: Path) -> int:
 
     from oreo_agents.learning.baselines import make_trainer
     from oreo_agents.learning.config import TrainConfig
-    from oreo_agents.learning.models import load_tokenizer
+    from oreo_agents.models.loading import load_tokenizer
 
     AcceleratorState._reset_state(reset_partial_state=True)
     shape = dict(QWEN_1_5B, num_hidden_layers=layers)

@@ -23,7 +23,7 @@ BLOCK_TORCH = (
         "oreo_agents",
         "oreo_agents.envs",
         "oreo_agents.prompting",
-        "oreo_agents.policies.base",
+        "oreo_agents.turns",
         "oreo_agents.recording.schema",
         "oreo_agents.envs.alfworld",
         "oreo_agents.envs.math",

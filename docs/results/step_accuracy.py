@@ -16,7 +16,7 @@ import sys
 import torch
 
 from oreo_agents.learning import data as D
-from oreo_agents.learning.models import load_policy, load_tokenizer
+from oreo_agents.models.loading import load_policy, load_tokenizer
 
 
 def step_accuracy(policy_dir: str, dataset: str) -> tuple[dict[str, list[int]], int, int]:

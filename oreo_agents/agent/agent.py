@@ -1,6 +1,6 @@
 """The agent: a policy model, an optional value model and a selection mode, itself a Policy.
 
-Because it is a :class:`~oreo_agents.policies.base.Policy`, the same object plays in ``play`` and ``eval`` and collects
+Because it is a :class:`~oreo_agents.turns.Policy`, the same object plays in ``play`` and ``eval`` and collects
 data in ``collect`` (a trained model with value selection collects like any other policy)::
 
     >>> agent = Agent.load("runs/oreo/policy", value="runs/oreo/value", select="value", k=4)   # doctest: +SKIP
@@ -23,9 +23,9 @@ from typing import Any, Sequence
 from oreo_agents.agent.selection import Scored, argmax_by, check_select, policy_logprobs, values_before_and_after
 from oreo_agents.envs.core import INFO_ADMISSIBLE
 from oreo_agents.errors import OreoError
-from oreo_agents.policies.base import Candidate, Decision, Policy, Turn
-from oreo_agents.policies.generation import Completion
-from oreo_agents.policies.model import Context, ModelPolicy
+from oreo_agents.turns import Candidate, Decision, Policy, Turn
+from oreo_agents.models.generation import Completion
+from oreo_agents.models.policy import Context, ModelPolicy
 from oreo_agents.prompting import encode_text, reply_terminator_ids
 
 # Value selection with a greedy policy would draw K identical replies; sample at this temperature instead.
@@ -37,7 +37,7 @@ class Agent:
 
     Args:
         policy: a :class:`ModelPolicy`, or any other Policy (expert, random), which is then simply delegated to.
-        value: a :class:`~oreo_agents.learning.models.ValueModel` sharing the policy's tokenizer, or None.
+        value: a :class:`~oreo_agents.models.loading.ValueModel` sharing the policy's tokenizer, or None.
         select: the selection mode. k: candidates per turn for ``value``.
     """
 
@@ -168,7 +168,7 @@ class Agent:
 
 def load_value(path: str | Path, *, device: str | None = None, dtype: str | None = None) -> Any:
     """A trained value model folder, with a one-line error naming ``--value`` when it is not one."""
-    from oreo_agents.learning.models import ValueModel, is_value_dir
+    from oreo_agents.models.loading import ValueModel, is_value_dir
 
     p = Path(path).expanduser()
     if not p.is_dir():

@@ -26,9 +26,9 @@ from typing import Any, Sequence
 from oreo_agents.agent.selection import value_at_ends
 from oreo_agents.envs.core import INFO_GOAL, INFO_WON
 from oreo_agents.errors import OreoError
-from oreo_agents.policies.base import Turn
-from oreo_agents.policies.model import ModelPolicy
-from oreo_agents.recording.schema import StepRecord
+from oreo_agents.turns import Turn
+from oreo_agents.models.policy import ModelPolicy
+from oreo_agents.turns import StepRecord
 
 
 @dataclass

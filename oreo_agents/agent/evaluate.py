@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from oreo_agents.envs.core import task_list, task_reset_options
 from oreo_agents.errors import OreoError
-from oreo_agents.policies.base import Policy, Turn
+from oreo_agents.turns import Policy, Turn
 from oreo_agents.recording.recorder import RecordEpisode
 from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord
 

@@ -47,7 +47,7 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
     """
     import torch
 
-    from oreo_agents.policies.prefix_cache import cache_kwargs, output_cache
+    from oreo_agents.models.prefix_cache import cache_kwargs, output_cache
 
     dev = next(model.parameters()).device
     width = max(len(c) for c in contexts)

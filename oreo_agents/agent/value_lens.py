@@ -174,7 +174,7 @@ def _mean(xs: Sequence[float]) -> float | None:
 def load_value_and_tokenizer(path: str | Path, *, device: str | None = None) -> tuple[Any, Any]:
     """A value model folder saved by ``train`` and the tokenizer saved beside it (one line naming --value if not)."""
     from oreo_agents.agent.agent import load_value
-    from oreo_agents.learning.models import load_tokenizer
+    from oreo_agents.models.loading import load_tokenizer
 
     value = load_value(path, device=device)
     try:

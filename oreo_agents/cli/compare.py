@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from oreo_agents.cli.console import user_errors
+from oreo_agents.console import user_errors
 from oreo_agents.config import build_config, config_options
 from oreo_agents.pipeline.compare import CompareConfig
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from oreo_agents.cli.console import console, escape, is_interactive, user_errors
+from oreo_agents.console import console, escape, is_interactive, user_errors
 from oreo_agents.config import build_config, config_options
 from oreo_agents.errors import OreoError
 

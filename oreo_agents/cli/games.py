@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from oreo_agents.cli.console import console, escape, user_errors
+from oreo_agents.console import console, escape, user_errors
 from oreo_agents.envs.alfworld.games import SPLITS, TASK_TYPES  # a stdlib-only module: --help stays fast
 
 _split = click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True, help="ALFWorld split.")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import click
 
-from oreo_agents.cli.console import console, is_interactive, user_errors
+from oreo_agents.console import console, is_interactive, user_errors
 from oreo_agents.config import build_config, config_options
 from oreo_agents.errors import OreoError
 
@@ -186,8 +186,8 @@ def run_play(cfg: PlayConfig) -> dict[str, Any]:
     from oreo_agents.agent import build_agent
     from oreo_agents.cli.collect import resolve_env_id
     from oreo_agents.envs.core import INFO_TASK_ID, INFO_WON
-    from oreo_agents.policies.base import Turn
-    from oreo_agents.recording.schema import StepRecord
+    from oreo_agents.turns import Turn
+    from oreo_agents.turns import StepRecord
 
     env_id = resolve_env_id(cfg.env)
     agent = build_agent(cfg.policy, value=cfg.value, select=cfg.select, k=cfg.k, temperature=cfg.temperature,

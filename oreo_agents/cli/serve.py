@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import click
 
-from oreo_agents.cli.console import console, escape, user_errors
+from oreo_agents.console import console, escape, user_errors
 from oreo_agents.config import build_config, config_options
 
 HOST = "127.0.0.1"  # never expose the shop beyond this machine

@@ -9,7 +9,7 @@ Rerunning the same command on the same --out resumes from the last checkpoint.
 
 from __future__ import annotations
 
-from oreo_agents.cli.console import click, console, escape, user_errors
+from oreo_agents.console import click, console, escape, user_errors
 from oreo_agents.config import build_config, config_options
 from oreo_agents.learning.config import TrainConfig
 

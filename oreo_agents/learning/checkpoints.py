@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from oreo_agents.cli.console import console
+from oreo_agents.console import console
 from oreo_agents.errors import OreoError
 # Full-byte sha256 is the identity of data and weights (0.55 s for 500 MB on the 2-vCPU dev machine, page cache warm;
 # sizes + headers would take 1 ms but miss weights edited in place): the recorder's, shared.
@@ -74,7 +74,7 @@ def file_crc32(path: Path) -> str:
 
 def model_files_digest(path: Path) -> str:
     """sha256 over a model folder's weights, config and tokenizer files (by name and content, not by location)."""
-    from oreo_agents.learning.models import VALUE_CONFIG_FILE
+    from oreo_agents.models.loading import VALUE_CONFIG_FILE
 
     h = hashlib.sha256()
     files = [f for f in sorted(Path(path).iterdir()) if f.is_file() and (f.suffix in (".safetensors", ".bin") or f.name in (

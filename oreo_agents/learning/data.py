@@ -168,7 +168,7 @@ def encode_episodes(rows: Sequence[dict[str, Any]], tokenizer: Any, *, max_lengt
     another tokenizer are re-tokenized from their text (one warning line per file names both tokenizers). Episodes
     whose first reply does not fit in ``max_length`` cannot train anything and raise a clear error.
     """
-    from oreo_agents.policies.model import tokenizer_id
+    from oreo_agents.models.policy import tokenizer_id
 
     model_tokenizer = tokenizer_id(tokenizer)
     retokenized: dict[tuple[str, str], int] = {}
@@ -205,7 +205,7 @@ def encode_episodes(rows: Sequence[dict[str, Any]], tokenizer: Any, *, max_lengt
             )
         )
     if retokenized:
-        from oreo_agents.cli.console import console
+        from oreo_agents.console import console
 
         for (source, recorded), n in sorted(retokenized.items()):
             console.print(f"[yellow]warning:[/] {source}: {n} episode(s) recorded with tokenizer {recorded}, not the model's "

@@ -10,7 +10,7 @@ from typing import Any
 from rich.live import Live
 from rich.table import Table
 
-from oreo_agents.cli.console import console, is_interactive
+from oreo_agents.console import console, is_interactive
 
 # Shown in the panel / plain lines, in this order, when present.
 SHOWN = ("loss", "loss_v", "loss_pi", "kl", "margin", "accuracy", "mean_v", "return", "lr", "lr_v", "grad_norm", "tokens_per_s")

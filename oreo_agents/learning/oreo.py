@@ -17,7 +17,7 @@ import torch
 
 from oreo_agents.learning import distributed as dist
 from oreo_agents.learning import losses as L
-from oreo_agents.learning.models import ValueModel, is_value_dir, write_value_head
+from oreo_agents.models.loading import ValueModel, is_value_dir, write_value_head
 from oreo_agents.learning.trainer import Trainer, apply_lora, merged, save_dtype
 from oreo_agents.learning.vocab_chunks import logprobs_and_kl
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from oreo_agents.cli.console import console
+from oreo_agents.console import console
 from oreo_agents.config import save_yaml
 from oreo_agents.errors import OreoError
 from oreo_agents.learning import checkpoints as C
@@ -35,7 +35,7 @@ from oreo_agents.learning import data as D
 from oreo_agents.learning import distributed as dist
 from oreo_agents.learning.config import REF_CACHE_AUTO_GB, REF_CACHE_MAX_GB, TrainConfig
 from oreo_agents.learning.metrics import MetricsLog, Panel, plot_metrics
-from oreo_agents.learning.models import PRESETS, load_policy, load_tokenizer, resolve_model
+from oreo_agents.models.loading import PRESETS, load_policy, load_tokenizer, resolve_model
 
 
 def make_accelerator(cfg: TrainConfig):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from oreo_agents.cli.console import console, escape
+from oreo_agents.console import console, escape
 from oreo_agents.errors import OreoError
 from oreo_agents.pipeline.loops import expert_stage, prepare_tasks
 from oreo_agents.pipeline.stages import (

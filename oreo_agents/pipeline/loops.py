@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oreo_agents.cli.console import console, escape
+from oreo_agents.console import console, escape
 from oreo_agents.errors import OreoError
 from oreo_agents.pipeline.stages import (
     AgentSpec,

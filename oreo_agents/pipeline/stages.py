@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from oreo_agents.cli.console import console, escape
+from oreo_agents.console import console, escape
 from oreo_agents.learning.config import MixedPrecision
 
 

@@ -1,4 +1,4 @@
-"""Policies: something that turns a batch of :class:`~oreo_agents.policies.base.Turn` into Decisions.
+"""Policies: something that turns a batch of :class:`~oreo_agents.turns.Turn` into Decisions.
 
 ``make_policy`` builds one by name. The scripted ones (``expert``, ``random``, ``noisy-expert``) need no torch; the
 ``model`` policy (an HF causal LM, or vLLM on GPU) is imported only when asked for::
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from oreo_agents.errors import OreoError
-from oreo_agents.policies.base import Candidate, Decision, Policy, Turn
+from oreo_agents.turns import Candidate, Decision, Policy, Turn
 
 POLICY_NAMES = ("expert", "random", "noisy-expert", "model")
 # Policies that read info["expert_action"], so the env must be built with expert=True.
@@ -27,7 +27,7 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
     - ``random``: ``seed``.
     - ``noisy-expert``: ``eps`` (probability of a random action), ``seed``.
     - ``model``: ``model`` (a save_pretrained folder) and the keywords of
-      :meth:`oreo_agents.policies.model.ModelPolicy.from_pretrained` (backend, device, dtype, temperature, top_p,
+      :meth:`oreo_agents.models.policy.ModelPolicy.from_pretrained` (backend, device, dtype, temperature, top_p,
       max_new_tokens, seed).
 
     Unknown names and arguments a policy does not take are :class:`OreoError` naming them.
@@ -35,8 +35,8 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
     from oreo_agents.policies import scripted
 
     if name == "model":
-        from oreo_agents.learning.models import check_model_dir  # torch/transformers only on this branch
-        from oreo_agents.policies.model import ModelPolicy
+        from oreo_agents.models.loading import check_model_dir  # torch/transformers only on this branch
+        from oreo_agents.models.policy import ModelPolicy
 
         kwargs = dict(kwargs)
         path = kwargs.pop("model", None)

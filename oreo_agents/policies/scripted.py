@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from oreo_agents.envs.core import INFO_ADMISSIBLE, INFO_EXPERT
 from oreo_agents.errors import OreoError
-from oreo_agents.policies.base import Decision, Turn
+from oreo_agents.turns import Decision, Turn
 
 _EPISODE_KEY = "episode_id"  # set by oreo_agents.recording.RecordEpisode
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# name -> module. Resolved on first use (PEP 562): importing oreo_agents.recording.schema (which policies/base.py does)
-# must not pull in the collection loop, which itself imports policies/base.py.
+# name -> module. Resolved on first use (PEP 562): importing oreo_agents.recording.schema (which turns.py does)
+# must not pull in the collection loop, which itself imports turns.py.
 _EXPORTS = {
     "CollectProgress": "collect",
     "CollectSummary": "collect",

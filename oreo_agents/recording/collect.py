@@ -1,6 +1,6 @@
 """The collection loop: N envs stepped together, one batched ``policy.act`` per round, episodes streamed to a writer.
 
-No torch here; any :class:`~oreo_agents.policies.base.Policy` works (scripted or a language model)::
+No torch here; any :class:`~oreo_agents.turns.Policy` works (scripted or a language model)::
 
     >>> writer = ShardWriter("datasets/demo", settings)                                   # doctest: +SKIP
     >>> summary = collect_episodes(lambda: gym.make("oreo_agents/ALFWorld-v0", expert=True), make_policy("expert"),
@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 import gymnasium as gym
 
 from oreo_agents.errors import OreoError
-from oreo_agents.policies.base import Policy, Turn
+from oreo_agents.turns import Policy, Turn
 from oreo_agents.recording.recorder import RecordEpisode
 from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord
 from oreo_agents.recording.writer import ShardWriter

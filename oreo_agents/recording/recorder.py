@@ -4,7 +4,7 @@ It works on any ``gymnasium.Env`` whose observations and actions are strings (ou
 read from ``info`` when the env provides them (``task_id``, ``task_type``, ``goal``, ``split``, ``won``) and fall back
 to neutral values otherwise. What a language model produced alongside an action (token ids, log-probs, value, raw
 reply) reaches the record through :meth:`RecordEpisode.step_with`, which takes the policy's
-:class:`~oreo_agents.policies.base.Decision`; plain :meth:`step` records the action alone::
+:class:`~oreo_agents.turns.Decision`; plain :meth:`step` records the action alone::
 
     >>> import gymnasium as gym
     >>> from oreo_agents.recording import RecordEpisode
@@ -38,7 +38,8 @@ from oreo_agents.envs.core import (
     TERMINATION_SUCCESS,
     TERMINATION_TRUNCATED,
 )
-from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord, StepRecord
+from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord
+from oreo_agents.turns import StepRecord
 
 # The wrapper puts the id of the running episode in ``info`` so policies can seed per-episode randomness from it
 # (the random policy does): results then do not depend on how episodes were batched or resumed.
@@ -122,7 +123,7 @@ class RecordEpisode(gym.Wrapper):
 
     # --- recording extras -------------------------------------------------------------------------------------------
     def step_with(self, decision: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Step with a policy :class:`~oreo_agents.policies.base.Decision`, recording its reply, token ids and log-probs.
+        """Step with a policy :class:`~oreo_agents.turns.Decision`, recording its reply, token ids and log-probs.
 
         A decision whose ``action`` is None (the reply held no parseable action) does not reach the env: the episode
         ends here with reward 0 and termination ``invalid_action``, as in OREO's ALFWorld data. A decision marked

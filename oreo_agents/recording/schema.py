@@ -42,9 +42,10 @@ produced the ids, "" when none), ``package_version`` (oreo-agents), ``extra`` (J
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from oreo_agents.turns import StepRecord
 
 SCHEMA_VERSION = 1
 
@@ -92,26 +93,6 @@ def episode_features():
             "metadata": metadata,
         }
     )
-
-
-@dataclass
-class StepRecord:
-    """One env step as recorded (see module docstring)."""
-
-    action: str
-    observation: str
-    reward: float
-    won: bool = False
-    reply: str | None = None
-    prompt_token_ids: list[int] = field(default_factory=list)
-    completion_token_ids: list[int] = field(default_factory=list)
-    completion_logprobs: list[float] = field(default_factory=list)
-    value: float = math.nan
-
-    def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
-        row["reply"] = self.action if self.reply is None else self.reply
-        return row
 
 
 @dataclass

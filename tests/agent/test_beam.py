@@ -16,11 +16,11 @@ import oreo_agents  # noqa: E402,F401
 from oreo_agents.agent.beam import beam_search, best_of_n  # noqa: E402
 from oreo_agents.envs.math.problems import Problem  # noqa: E402
 from oreo_agents.errors import OreoError  # noqa: E402
-from oreo_agents.learning.models import ValueModel, load_policy  # noqa: E402
-from oreo_agents.policies.base import Turn  # noqa: E402
-from oreo_agents.policies.model import ModelPolicy  # noqa: E402
+from oreo_agents.models.loading import ValueModel, load_policy  # noqa: E402
+from oreo_agents.turns import Turn  # noqa: E402
+from oreo_agents.models.policy import ModelPolicy  # noqa: E402
 from oreo_agents.prompting import MATH_FORMAT, encode_episode, encode_text  # noqa: E402
-from tests.policies.tiny_lm import build  # noqa: E402
+from tests.models.tiny_lm import build  # noqa: E402
 
 QUESTION = "Tom has 3 apples and gets 4 more. How many apples does Tom have?"
 PROBLEM = Problem(id="tom-apples", question=QUESTION, answer="7", steps=("3 + 4 = 7", "#### 7"), task_type="arith-L1")

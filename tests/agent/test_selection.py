@@ -11,10 +11,10 @@ torch = pytest.importorskip("torch")
 from oreo_agents.agent import Agent, build_agent  # noqa: E402
 from oreo_agents.agent import selection  # noqa: E402
 from oreo_agents.errors import OreoError  # noqa: E402
-from oreo_agents.learning.models import ValueModel  # noqa: E402
-from oreo_agents.policies.base import Turn  # noqa: E402
-from oreo_agents.policies.model import ModelPolicy  # noqa: E402
-from tests.policies.tiny_lm import build  # noqa: E402
+from oreo_agents.models.loading import ValueModel  # noqa: E402
+from oreo_agents.turns import Turn  # noqa: E402
+from oreo_agents.models.policy import ModelPolicy  # noqa: E402
+from tests.models.tiny_lm import build  # noqa: E402
 
 ALF = "oreo_agents/ALFWorld-v0"
 COMMANDS = ["go to cabinet 1", "open cabinet 1", "take potato 1 from countertop 1", "look"]

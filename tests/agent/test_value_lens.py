@@ -14,9 +14,9 @@ from click.testing import CliRunner  # noqa: E402
 from oreo_agents.agent.value_lens import score_episodes, summarize_lens  # noqa: E402
 from oreo_agents.agent.value_report import FILES, write_value_report  # noqa: E402
 from oreo_agents.cli.app import cli  # noqa: E402
-from oreo_agents.learning.models import ValueModel, load_tokenizer  # noqa: E402
+from oreo_agents.models.loading import ValueModel, load_tokenizer  # noqa: E402
 from oreo_agents.prompting import encode_episode, format_for  # noqa: E402
-from tests.policies.tiny_lm import build  # noqa: E402
+from tests.models.tiny_lm import build  # noqa: E402
 
 ALF = "oreo_agents/ALFWorld-v0"
 

@@ -49,7 +49,7 @@ def test_markup_in_an_env_name_is_printed_not_parsed(tmp_path):
 
 
 def test_bracketed_words_in_error_messages_survive():
-    from oreo_agents.cli.console import err_console, user_errors
+    from oreo_agents.console import err_console, user_errors
     from oreo_agents.errors import OreoError
 
     @user_errors
@@ -66,7 +66,7 @@ def test_bracketed_words_in_error_messages_survive():
 
 def test_collect_summary_prints_paths_and_task_types_as_written():
     from oreo_agents.cli.collect import CollectConfig, print_summary
-    from oreo_agents.cli.console import console
+    from oreo_agents.console import console
     from oreo_agents.recording.collect import CollectSummary
 
     summary = CollectSummary(recorded=1, successes=1, steps=3, seconds=1.0, by_task_type={"[red]t": [1, 1]})

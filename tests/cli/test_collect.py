@@ -129,7 +129,7 @@ def test_tiny_model_collects_math_with_exact_token_ids(tmp_path):
 
     torch.set_num_threads(1)
     from oreo_agents.envs.math.problems import load_problems
-    from oreo_agents.learning.models import build_tiny_model, load_tokenizer
+    from oreo_agents.models.loading import build_tiny_model, load_tokenizer
     from oreo_agents.prompting import MATH_FORMAT, encode_episode
 
     texts = [p.question for p in load_problems("embedded", num_problems=50)] + ["#### 4", "3 + 4 = 7"]
@@ -169,7 +169,7 @@ def test_value_guided_agent_collects_with_its_values_recorded(tmp_path):
 
     torch.set_num_threads(1)
     from oreo_agents.envs.math.problems import load_problems
-    from oreo_agents.learning.models import ValueModel, build_tiny_model
+    from oreo_agents.models.loading import ValueModel, build_tiny_model
 
     texts = [p.question for p in load_problems("embedded", num_problems=50)] + ["#### 4", "3 + 4 = 7"]
     model = build_tiny_model(texts, tmp_path / "tiny")
@@ -240,7 +240,7 @@ def _tiny_math_model(root: Path) -> Path:
 
     torch.set_num_threads(1)
     from oreo_agents.envs.math.problems import load_problems
-    from oreo_agents.learning.models import build_tiny_model
+    from oreo_agents.models.loading import build_tiny_model
 
     texts = [p.question for p in load_problems("embedded", num_problems=50)] + ["#### 4", "3 + 4 = 7"]
     return build_tiny_model(texts, root)

@@ -29,8 +29,8 @@ def test_play_expert_alfworld_plain_lines_trace_and_svg(alfworld_games_root, tmp
 
 def test_play_model_with_value_candidates_and_html(tmp_path):
     torch = pytest.importorskip("torch")
-    from oreo_agents.learning.models import ValueModel
-    from tests.policies.tiny_lm import build
+    from oreo_agents.models.loading import ValueModel
+    from tests.models.tiny_lm import build
 
     tiny = build(tmp_path)
     value = ValueModel.from_base(tiny)
@@ -82,8 +82,8 @@ def test_eval_command_writes_reports(alfworld_games_root, tmp_path):
 
 def test_eval_with_a_value_model_saves_episodes_and_writes_the_value_lens(tmp_path):
     torch = pytest.importorskip("torch")
-    from oreo_agents.learning.models import ValueModel, load_tokenizer
-    from tests.policies.tiny_lm import build
+    from oreo_agents.models.loading import ValueModel, load_tokenizer
+    from tests.models.tiny_lm import build
 
     tiny = build(tmp_path)
     value = ValueModel.from_base(tiny)

@@ -10,7 +10,8 @@ OBJECTS = ["apple", "mug", "book", "knife", "tomato", "plate"]
 
 def episode(task: int, success: bool, sample: int = 0, policy: str = "expert"):
     """An ALFWorld-shaped episode: a success finds and places the object, a failure wanders and runs out of steps."""
-    from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord, StepRecord
+    from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord
+    from oreo_agents.turns import StepRecord
 
     obj, room = OBJECTS[task % len(OBJECTS)], ROOMS[task % len(ROOMS)]
     other = ROOMS[(task + 3) % len(ROOMS)]

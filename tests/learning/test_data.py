@@ -9,7 +9,7 @@ import torch
 
 from oreo_agents.errors import DataNotFoundError, SchemaError
 from oreo_agents.learning import data as D
-from oreo_agents.learning.models import build_tiny_model, load_policy, load_tokenizer
+from oreo_agents.models.loading import build_tiny_model, load_policy, load_tokenizer
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_recorded_ids_from_another_tokenizer_are_retokenized(tmp_path: Path, cap
     """Rollouts recorded by a bigger-vocabulary model, trained with a tiny model: text re-tokenized, no IndexError."""
     from fake_episodes import episode, write_dataset
 
-    from oreo_agents.policies.model import tokenizer_id
+    from oreo_agents.models.policy import tokenizer_id
 
     plain = [episode(t, ok) for t in range(2) for ok in (True, False)]
     tok = load_tokenizer(build_tiny_model(D.episode_texts([r.to_row() for r in plain]), tmp_path / "m"))

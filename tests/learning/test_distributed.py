@@ -33,7 +33,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def bf16_copy(mixed_dataset: Path, tmp_path: Path) -> Path:
     """A tiny policy folder stored the way Qwen2.5 / Llama releases are: bf16 weights, ``"dtype": "bfloat16"``."""
     from oreo_agents.learning import data as D
-    from oreo_agents.learning.models import load_policy, load_tokenizer, resolve_model
+    from oreo_agents.models.loading import load_policy, load_tokenizer, resolve_model
 
     rows = D.load_episodes([str(mixed_dataset)])
     src = resolve_model("tiny", cache_dir=tmp_path / "cache", texts=list(D.episode_texts(rows)))
@@ -67,7 +67,7 @@ def test_save_dtype_bfloat16_writes_bf16_folders(mixed_dataset: Path, tmp_path: 
     assert {v.dtype for v in _weights(out / "policy").values()} == {torch.bfloat16}
     assert {v.dtype for v in _weights(out / "value").values()} == {torch.bfloat16}
     assert json.loads((out / "policy" / "config.json").read_text())["dtype"] == "bfloat16"
-    from oreo_agents.learning.models import ValueModel
+    from oreo_agents.models.loading import ValueModel
 
     assert ValueModel.from_pretrained(out / "value").head.weight.dtype == torch.float32  # the head stays fp32
 
@@ -223,7 +223,7 @@ def test_deepspeed_gather_writes_fp32_masters_with_tied_weights(monkeypatch, tmp
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from oreo_agents.learning import distributed as dist
-    from oreo_agents.learning.models import load_policy
+    from oreo_agents.models.loading import load_policy
 
     masters: dict[int, torch.Tensor] = {}
     fake = types.ModuleType("deepspeed.utils")

@@ -33,7 +33,7 @@ def test_oreo_values_separate_success_from_failure(mixed_dataset: Path, tmp_path
     assert {"loss_v", "loss_pi", "kl", "mean_v", "return", "lr", "lr_v", "tokens_per_s"} <= set(records[0])
     assert records[-1]["loss_v"] < records[0]["loss_v"]
     assert (out / "metrics.png").stat().st_size > 1000
-    from oreo_agents.learning.models import ValueModel, load_policy
+    from oreo_agents.models.loading import ValueModel, load_policy
 
     load_policy(out / "policy")
     ValueModel.from_pretrained(out / "value")
@@ -58,7 +58,7 @@ def test_sft_observation_loss_trains_the_observations_too(mixed_dataset: Path, t
     assert "action_loss" in records[-1] and records[-1]["action_loss"] < records[0]["action_loss"]
     from oreo_agents.learning import data as D
     from oreo_agents.learning import losses as L
-    from oreo_agents.learning.models import load_policy
+    from oreo_agents.models.loading import load_policy
 
     batch = runs[0.0].batch(list(range(len(runs[0.0].items))))
     observed = L.sft_token_weights(batch["mask"], batch["attention_mask"], 1.0) - batch["mask"]
@@ -156,7 +156,7 @@ def test_ddp_two_cpu_processes_match_one_process(mixed_dataset: Path, tmp_path: 
 def test_lora_and_gradient_checkpointing(mixed_dataset: Path, tmp_path: Path):
     run = cfg(mixed_dataset, tmp_path / "lora", tmp_path / "cache", max_steps=2, lora_r=4, gradient_checkpointing=True)
     make_trainer(run).train()
-    from oreo_agents.learning.models import ValueModel, load_policy
+    from oreo_agents.models.loading import ValueModel, load_policy
 
     load_policy(tmp_path / "lora" / "policy")  # adapters merged: a plain checkpoint
     value = ValueModel.from_pretrained(tmp_path / "lora" / "value")

@@ -8,7 +8,7 @@ import pytest
 
 from oreo_agents.errors import OreoError
 from oreo_agents.policies import Policy, make_policy
-from oreo_agents.policies.base import StepRecord, Turn
+from oreo_agents.turns import StepRecord, Turn
 
 COMMANDS = ["go to desk 1", "inventory", "look", "open drawer 1"]
 

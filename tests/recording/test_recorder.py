@@ -8,7 +8,7 @@ import gymnasium as gym
 import pytest
 import toy_env  # noqa: F401  (registers Toy-v0)
 
-from oreo_agents.policies.base import Decision
+from oreo_agents.turns import Decision
 from oreo_agents.recording import INFO_EPISODE_ID, EpisodeMetadata, RecordEpisode
 
 

@@ -330,7 +330,7 @@ def generate_into(root: Path, manifest: dict, split: str, todo: list[tuple[str, 
     """Generate the (task type, k) games of ``todo`` into ``root`` and update its manifest after each game."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from oreo_agents.cli.console import console
+    from oreo_agents.console import console
 
     games = manifest["splits"].setdefault(split, {})
     with Progress(TextColumn("[bold]generating ALFWorld games[/] {task.description}"), BarColumn(),

@@ -6,9 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from oreo_agents.policies.generation import HFBackend, SamplingParams  # noqa: E402
-from oreo_agents.policies.prefix_cache import BLOCK, PrefixCache  # noqa: E402
-from tests.policies.tiny_lm import build  # noqa: E402
+from oreo_agents.models.generation import HFBackend, SamplingParams  # noqa: E402
+from oreo_agents.models.prefix_cache import BLOCK, PrefixCache  # noqa: E402
+from tests.models.tiny_lm import build  # noqa: E402
 
 
 def _kv(n_tokens: int, heads: int = 2, dim: int = 4):
@@ -84,7 +84,7 @@ def test_generation_and_scoring_use_the_current_cache_api_without_warnings(tiny,
     import transformers.utils.generic as hf_generic
 
     from oreo_agents.agent.selection import policy_logprobs
-    from oreo_agents.policies.prefix_cache import cache_name
+    from oreo_agents.models.prefix_cache import cache_name
 
     logged = []
     monkeypatch.setattr(hf_generic.logger, "warning_once", lambda msg, *a, **k: logged.append(msg))

@@ -2,7 +2,7 @@
 
 Every model ends up as an ordinary ``save_pretrained`` folder, so anything that loads HF checkpoints loads ours::
 
-    >>> from oreo_agents.learning.models import build_tiny_model, load_policy, load_tokenizer, ValueModel
+    >>> from oreo_agents.models.loading import build_tiny_model, load_policy, load_tokenizer, ValueModel
     >>> path = build_tiny_model(["> go to shelf 1", "You arrive at shelf 1."], Path("/tmp/tiny"))  # doctest: +SKIP
     >>> policy, tok = load_policy(path), load_tokenizer(path)                                       # doctest: +SKIP
     >>> value = ValueModel.from_base(path)                       # new zero head: V = 0 everywhere    # doctest: +SKIP

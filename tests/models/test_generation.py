@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from oreo_agents.errors import OreoError  # noqa: E402
-from oreo_agents.policies.generation import HFBackend, SamplingParams, make_backend  # noqa: E402
-from tests.policies.tiny_lm import build  # noqa: E402
+from oreo_agents.models.generation import HFBackend, SamplingParams, make_backend  # noqa: E402
+from tests.models.tiny_lm import build  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_bad_sampling_options_and_missing_vllm_are_one_line_errors(tiny):
 
 
 def test_completion_logprob_is_the_sum():
-    from oreo_agents.policies.generation import Completion
+    from oreo_agents.models.generation import Completion
 
     assert math.isclose(Completion([1, 2], [-0.5, -0.25], "x", "eos").logprob, -0.75)
 
@@ -170,7 +170,7 @@ def test_vllm_backend_sends_one_seeded_sampling_params_per_prompt(monkeypatch):
     one by one with the prompts; a seeded request samples from its own generator."""
     import types
 
-    from oreo_agents.policies.vllm_backend import VLLMBackend
+    from oreo_agents.models.vllm_backend import VLLMBackend
 
     calls = []
 

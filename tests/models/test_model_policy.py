@@ -10,13 +10,13 @@ torch = pytest.importorskip("torch")
 import oreo_agents  # noqa: E402,F401
 from oreo_agents.errors import OreoError  # noqa: E402
 from oreo_agents.policies import make_policy  # noqa: E402
-from oreo_agents.policies.base import Turn  # noqa: E402
-from oreo_agents.policies.model import ModelPolicy  # noqa: E402
+from oreo_agents.turns import Turn  # noqa: E402
+from oreo_agents.models.policy import ModelPolicy  # noqa: E402
 from oreo_agents.prompting import MATH_FORMAT, encode_episode  # noqa: E402
 from oreo_agents.recording.collect import collect_episodes  # noqa: E402
 from oreo_agents.recording.dataset import load_episodes  # noqa: E402
 from oreo_agents.recording.writer import ShardWriter  # noqa: E402
-from tests.policies.tiny_lm import build  # noqa: E402
+from tests.models.tiny_lm import build  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_unparseable_reply_and_context_overflow(tiny):
                 observation="What is 3 + 4?", info={})
     ctx = policy.context(turn)
     [[sample]] = policy.generate([ctx], n=1)
-    from oreo_agents.policies.generation import Completion
+    from oreo_agents.models.generation import Completion
 
     blank = policy.decision(ctx, Completion(sample.token_ids, sample.logprobs, "   \n", "stop"))
     assert blank.action is None and not blank.aborted and blank.completion_token_ids == sample.token_ids

@@ -21,7 +21,7 @@ def test_smollm2_converts_once_to_a_plain_hf_folder_that_generates_and_takes_a_v
     import torch
 
     torch.set_num_threads(1)
-    from oreo_agents.learning.models import ValueModel, load_policy, load_tokenizer, resolve_model
+    from oreo_agents.models.loading import ValueModel, load_policy, load_tokenizer, resolve_model
 
     path = resolve_model("smollm2", cache_dir=tmp_path)
     assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()

@@ -15,7 +15,7 @@ TEXTS = [
 def build(root: Path) -> Path:
     import torch
 
-    from oreo_agents.learning.models import build_tiny_model
+    from oreo_agents.models.loading import build_tiny_model
 
     torch.set_num_threads(1)
     return build_tiny_model(TEXTS, root / "tiny-lm", preset="tiny", seed=0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from oreo_agents.errors import OreoError
-from oreo_agents.learning.models import ValueModel, build_tiny_model, load_policy, load_tokenizer, resolve_model
+from oreo_agents.models.loading import ValueModel, build_tiny_model, load_policy, load_tokenizer, resolve_model
 
 TEXTS = ["You arrive at cabinet 1. On the cabinet 1, you see a mug 1.\n> ", "take mug 1 from cabinet 1", "go to fridge 1"] * 20
 

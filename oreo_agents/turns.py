@@ -1,4 +1,8 @@
-"""The policy interface that ``collect``, ``play`` and ``eval`` call.
+"""The contract between envs' episodes, policies and the recorder: what a policy sees (:class:`Turn`), what it returns
+(:class:`Decision`) and what is recorded of a step (:class:`StepRecord`). Below ``recording`` and ``policies``, which
+both build on it; imports nothing of the package.
+
+The policy interface that ``collect``, ``play`` and ``eval`` call.
 
 A policy decides for a *batch* of envs at once (a model policy runs one batched generation for all of them)::
 
@@ -15,10 +19,29 @@ value) so ``play`` can show them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-from oreo_agents.recording.schema import StepRecord
+
+
+@dataclass
+class StepRecord:
+    """One env step as recorded (see module docstring)."""
+
+    action: str
+    observation: str
+    reward: float
+    won: bool = False
+    reply: str | None = None
+    prompt_token_ids: list[int] = field(default_factory=list)
+    completion_token_ids: list[int] = field(default_factory=list)
+    completion_logprobs: list[float] = field(default_factory=list)
+    value: float = math.nan
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["reply"] = self.action if self.reply is None else self.reply
+        return row
 
 
 @dataclass

@@ -15,7 +15,7 @@ OREO's log-ratios need); ``logprobs="sampling"`` records the log-prob under the 
 was actually drawn from (the behaviour policy).
 
 Backends: :class:`HFBackend` (any ``transformers`` causal LM, our own KV-cache loop) and
-:class:`oreo_agents.policies.vllm_backend.VLLMBackend` (GPU, optional), chosen by :func:`make_backend`.
+:class:`oreo_agents.models.vllm_backend.VLLMBackend` (GPU, optional), chosen by :func:`make_backend`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, Sequence
 
 from oreo_agents.errors import OreoError
-from oreo_agents.policies.prefix_cache import CachedPrefix, PrefixCache, cache_kwargs, dynamic_cache, output_cache
+from oreo_agents.models.prefix_cache import CachedPrefix, PrefixCache, cache_kwargs, dynamic_cache, output_cache
 
 FinishReason = Literal["eos", "stop", "length", "context"]
 
@@ -130,7 +130,7 @@ class HFBackend:
     terminator, their log-probs, one seeded generator per sample (so a sample depends on its own seed, not on what else is
     in the batch), and two kinds of prefill sharing: each prompt is
     prefilled once and its KV cache repeated ``n`` times, so K candidates cost one prefill, not K; and a
-    :class:`~oreo_agents.policies.prefix_cache.PrefixCache` keeps each finished sequence's keys/values, so the next turn
+    :class:`~oreo_agents.models.prefix_cache.PrefixCache` keeps each finished sequence's keys/values, so the next turn
     of an episode prefills only the tokens added since (its new observation), not the whole history again.
     """
 
@@ -169,7 +169,7 @@ class HFBackend:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: str | None = None, dtype: str | None = None, **kw: Any) -> "HFBackend":
-        from oreo_agents.learning.models import load_policy, load_tokenizer
+        from oreo_agents.models.loading import load_policy, load_tokenizer
 
         path = Path(path)
         if not (path / "config.json").is_file():
@@ -390,7 +390,7 @@ def make_backend(backend: str, model_path: str | Path, *, device: str | None = N
         return HFBackend.from_pretrained(model_path, device=device, dtype=dtype, seed=seed, max_batch_size=max_batch_size,
                                          prefix_cache_mb=prefix_cache_mb, batch_invariant=batch_invariant)
     if backend == "vllm":
-        from oreo_agents.policies.vllm_backend import VLLMBackend
+        from oreo_agents.models.vllm_backend import VLLMBackend
 
         return VLLMBackend(model_path, dtype=dtype, seed=seed, batch_invariant=batch_invariant, **kwargs)
     raise OreoError(f"--backend: unknown generation backend '{backend}' (choose hf or vllm)")

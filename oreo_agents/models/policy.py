@@ -2,7 +2,7 @@
 
 All envs of a batch are decided with one batched generation call. Contexts come from
 :func:`oreo_agents.prompting.context_ids`, so what the model reads here is byte-for-byte what the learner trains on, and
-each :class:`~oreo_agents.policies.base.Decision` carries the new context part (``prompt_token_ids``), the reply ids
+each :class:`~oreo_agents.turns.Decision` carries the new context part (``prompt_token_ids``), the reply ids
 exactly as sampled (``completion_token_ids``, terminator included) and their log-probs::
 
     >>> policy = ModelPolicy.from_pretrained("runs/sft/policy", temperature=0.7)   # doctest: +SKIP
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from oreo_agents.policies.base import Decision, Turn, history_rows
-from oreo_agents.policies.generation import Completion, GenerationBackend, SamplingParams, derive_seed, make_backend
+from oreo_agents.turns import Decision, Turn, history_rows
+from oreo_agents.models.generation import Completion, GenerationBackend, SamplingParams, derive_seed, make_backend
 from oreo_agents.prompting import PromptFormat, context_ids, format_for
 
 INFO_EPISODE_ID = "episode_id"  # put in info by oreo_agents.recording.RecordEpisode (no upward import for one name)
@@ -51,13 +51,13 @@ def tokenizer_id(tokenizer: Any) -> str:
 
 
 class ModelPolicy:
-    """An LM policy over a :class:`~oreo_agents.policies.generation.GenerationBackend`.
+    """An LM policy over a :class:`~oreo_agents.models.generation.GenerationBackend`.
 
     Args:
         model: a model folder (loaded on ``backend``: ``"hf"`` or ``"vllm"``) or a ready generation backend; the
             backend's tokenizer renders the prompt format.
         temperature: 0 = greedy. top_p: nucleus sampling. max_new_tokens: longest reply.
-        batch_invariant: run each context alone (see :class:`~oreo_agents.policies.generation.HFBackend`): log-probs
+        batch_invariant: run each context alone (see :class:`~oreo_agents.models.generation.HFBackend`): log-probs
             bit for bit the same whatever the batch, slower.
         checkpoint: the model folder, stored in each episode's metadata.
         seed: base seed. A turn that names its episode (``info["episode_id"]``, set by the recorder) samples with a
@@ -84,7 +84,7 @@ class ModelPolicy:
     ) -> None:
         if isinstance(model, (str, Path)):  # a model folder: load it on the chosen backend
             checkpoint = checkpoint or str(model)
-            from oreo_agents.learning.models import check_model_dir
+            from oreo_agents.models.loading import check_model_dir
 
             model = make_backend(backend, check_model_dir(model, "--model"), device=device, dtype=dtype, seed=seed,
                                  max_batch_size=max_batch_size, batch_invariant=batch_invariant)

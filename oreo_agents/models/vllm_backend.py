@@ -6,7 +6,7 @@ Imported only when ``backend="vllm"`` is chosen; install with ``pip install 'ore
     >>> backend = VLLMBackend("runs/sft/policy", gpu_memory_utilization=0.5)   # doctest: +SKIP
     >>> backend.generate([prompt_ids], SamplingParams(n=4, temperature=0.7))  # doctest: +SKIP
 
-Same contract as :class:`~oreo_agents.policies.generation.HFBackend`: ids exactly as generated, terminator included
+Same contract as :class:`~oreo_agents.models.generation.HFBackend`: ids exactly as generated, terminator included
 (vLLM keeps the EOS / the stop-string token in ``token_ids``; ``include_stop_str_in_output`` keeps the text in step),
 one log-prob per id (``logprobs=0`` returns the sampled token's own log-prob). ``logprobs="policy"`` maps to vLLM's
 ``raw_logprobs`` mode (the model's distribution), ``"sampling"`` to ``processed_logprobs`` (after temperature/top-p).
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from oreo_agents.errors import OreoError
-from oreo_agents.policies.generation import Completion, SamplingParams, derive_seed
+from oreo_agents.models.generation import Completion, SamplingParams, derive_seed
 
 
 def _import_vllm() -> Any:
@@ -53,7 +53,7 @@ class VLLMBackend:
 
             os.environ["VLLM_BATCH_INVARIANT"] = "1"
         vllm = _import_vllm()
-        from oreo_agents.learning.models import load_tokenizer
+        from oreo_agents.models.loading import load_tokenizer
 
         path = Path(model_path)
         if not (path / "config.json").is_file():
@@ -78,7 +78,7 @@ class VLLMBackend:
 
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
                  seeds: Sequence[int] | None = None) -> list[list[Completion]]:
-        """As :meth:`HFBackend.generate <oreo_agents.policies.generation.HFBackend.generate>`. Each prompt is its own
+        """As :meth:`HFBackend.generate <oreo_agents.models.generation.HFBackend.generate>`. Each prompt is its own
         request with its own ``vllm.SamplingParams(seed=...)`` (``LLM.generate`` takes one per prompt, vllm 0.33
         ``entrypoints/llm.py``): a seeded request gets a private generator (``SamplingType.RANDOM_SEED``), and its
         ``n`` samples get ``seed + index`` (``v1/engine/parallel_sampling.py``), so a prompt's samples depend on its
