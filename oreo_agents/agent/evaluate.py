@@ -14,8 +14,6 @@ Intervals: Wilson score (default; well-behaved at 0% and 100% and for small n) o
 from __future__ import annotations
 
 import csv
-import math
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,6 +23,7 @@ from oreo_agents.errors import OreoError
 from oreo_agents.turns import Policy, Turn
 from oreo_agents.recording.recorder import RecordEpisode
 from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord
+from oreo_agents.stats import bootstrap, wilson
 
 ALL = "all"
 
@@ -122,31 +121,6 @@ def quiet_third_party_progress() -> None:
 
 
 # --- statistics ---------------------------------------------------------------------------------------------------
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (95% by default)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # Clamp so the interval always contains p (float rounding can push an end past it at 0% / 100%).
-    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
-
-
-def bootstrap(outcomes: Sequence[bool], *, samples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of 0/1 outcomes (seeded: reports reproduce)."""
-    n = len(outcomes)
-    if n == 0:
-        return (0.0, 1.0)
-    rng = random.Random(seed)
-    xs = [int(x) for x in outcomes]
-    means = sorted(sum(rng.choices(xs, k=n)) / n for _ in range(samples))
-    lo = means[int((1 - level) / 2 * (samples - 1))]
-    hi = means[int((1 + level) / 2 * (samples - 1))]
-    return (lo, hi)
-
-
 @dataclass
 class Row:
     """One line of the report: an agent (label, selection) on a split and task type (``all`` = every type)."""

@@ -16,7 +16,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from oreo_agents.agent.evaluate import ALL, Row, wilson
+from oreo_agents.agent.evaluate import ALL, Row
+from oreo_agents.stats import wilson
 
 TRAIN = "train"
 

@@ -3,7 +3,7 @@
 OREO trains V(s) to predict the (KL-regularised) return from state s; with ALFWorld's sparse reward that is the chance
 that the episode ends in success. These functions measure how well it does so on recorded episodes:
 
-- :func:`auc`: does V rank successful episodes above failed ones? (0.5 = chance, 1 = perfect ranking)
+- :func:`~oreo_agents.stats.auc`: does V rank successful episodes above failed ones? (0.5 = chance, 1 = perfect ranking)
 - :func:`reliability_bins` / :func:`expected_calibration_error`: when V says 0.8, do 80% of those episodes succeed?
 - :func:`step_advantages`: A_t = V(after step t) - V(before step t), the credit V gives each action;
   :func:`decisive_steps` lists the steps that moved V most.
@@ -25,31 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-
-def auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
-    """Area under the ROC curve: P(score of a random positive > score of a random negative), ties counting 1/2.
-
-    Computed from average ranks (Mann-Whitney U): ``(sum of positive ranks - P(P+1)/2) / (P * N)``. None when either
-    class is empty (the AUC is undefined, not 0.5).
-    """
-    if len(scores) != len(labels):
-        raise ValueError(f"auc: {len(scores)} scores for {len(labels)} labels")
-    pos = sum(1 for y in labels if y)
-    neg = len(labels) - pos
-    if pos == 0 or neg == 0:
-        return None
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):  # tied scores share the average of their ranks (1-based)
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    rank_sum = sum(r for r, y in zip(ranks, labels) if y)
-    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+from oreo_agents.stats import auc
 
 
 def as_probability(v: float) -> float:

@@ -116,7 +116,8 @@ def rft_round(cfg: CompareConfig, r: int, policy: str) -> str | None:
 
 def pool(rows_by_seed: dict[int, list[Any]]) -> tuple[list[Any], dict[tuple[str, str], list[float]]]:
     """Pooled rows (successes and n summed over seeds, Wilson CI) and each (agent, split)'s per-seed rates."""
-    from oreo_agents.agent.evaluate import Row, wilson
+    from oreo_agents.agent.evaluate import Row
+    from oreo_agents.stats import wilson
 
     groups: dict[tuple[str, str, str, str], list[Any]] = {}
     for rows in rows_by_seed.values():

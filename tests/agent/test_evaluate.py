@@ -8,7 +8,8 @@ import gymnasium as gym
 import pytest
 
 import oreo_agents  # noqa: F401
-from oreo_agents.agent.evaluate import bootstrap, run_episodes, summarize, wilson, write_reports
+from oreo_agents.agent.evaluate import run_episodes, summarize, write_reports
+from oreo_agents.stats import bootstrap, wilson
 from oreo_agents.policies import make_policy
 
 

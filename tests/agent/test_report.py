@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from oreo_agents.agent.evaluate import Row, wilson
+from oreo_agents.agent.evaluate import Row
+from oreo_agents.stats import wilson
 from oreo_agents.agent.report import cell, plot_overall, plot_task_types, reading, verdict_table
 
 
