@@ -1,7 +1,7 @@
 """Command configs: one dataclass per command, loadable from YAML, overridable by flags (TRL style).
 
-Each field carries its help text in ``metadata={"help": ...}``. :func:`config_options` turns a dataclass into click
-options (``--field-name``), so the flags, the YAML keys and the docs come from one place::
+Each field carries its help text in ``metadata={"help": ...}``; :func:`oreo_agents.cli.flags.config_options` turns a
+dataclass into click options (``--field-name``), so the flags, the YAML keys and the docs come from one place::
 
     @dataclass
     class CollectConfig:
@@ -14,8 +14,13 @@ options (``--field-name``), so the flags, the YAML keys and the docs come from o
 
 Precedence is defaults, then the YAML file given with ``--config``, then flags given on the command line. Unknown YAML
 keys are an error that names the file and the key (a typo must not silently fall back to a default), and every YAML
-value goes through the same click type and choices as its flag before the command reads any data:
+value is parsed exactly as its flag would be before the command reads any data:
 ``--config run.yaml: key 'k': 'three' is not a valid integer.``
+
+This module does not import click: the learner saves and reloads its config through it. YAML values are converted by
+:func:`convert`, which follows click 8.4's parameter types (``click/types.py``: ``_NumberParamTypeBase.convert``,
+``BoolParamType.bool_states``, ``Choice.get_invalid_choice_message``) message for message; ``tests/test_config.py``
+checks the two agree value by value.
 """
 
 from __future__ import annotations
@@ -26,65 +31,50 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-import click
+import enum
+
 import yaml
+
+from oreo_agents.errors import OreoError
 
 T = TypeVar("T")
 
 
-class ConfigError(click.UsageError):
-    """A bad config file, key or value; click prints it as a one-line usage error."""
+class ConfigError(OreoError):
+    """A bad config file, key or value (the CLI prints it as one line and exits with status 2)."""
 
 
-def _field_type(tp: Any) -> tuple[Any, bool]:
-    """Map a dataclass annotation to (click type, is_multiple)."""
+@dataclasses.dataclass(frozen=True)
+class FieldKind:
+    """How a field's values are parsed: ``base`` is int, float, str or bool; ``choices`` lists the allowed strings of a
+    Literal or Enum field (``enum`` then converts them); ``multiple`` for list fields (a repeatable flag)."""
+
+    base: type
+    multiple: bool = False
+    choices: tuple[str, ...] = ()
+    enum: type | None = None
+
+
+def field_kind(tp: Any) -> FieldKind:
+    """Map a dataclass annotation to its :class:`FieldKind`."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):  # Optional[X] / X | None
         non_none = [a for a in args if a is not type(None)]
-        return _field_type(non_none[0]) if len(non_none) == 1 else (str, False)
+        return field_kind(non_none[0]) if len(non_none) == 1 else FieldKind(str)
     if origin in (list, tuple):
-        inner, _ = _field_type(args[0]) if args else (str, False)
-        return inner, True
+        inner = field_kind(args[0]) if args else FieldKind(str)
+        return dataclasses.replace(inner, multiple=True)
     if origin is typing.Literal:
-        return click.Choice([str(a) for a in args]), False
+        return FieldKind(str, choices=tuple(str(a) for a in args))
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return FieldKind(str, choices=tuple(str(m.value) for m in tp), enum=tp)
     if tp in (int, float, str, bool):
-        return tp, False
-    return str, False
+        return FieldKind(tp)
+    return FieldKind(str)
 
 
-def config_options(config_cls: type) -> Any:
-    """Decorator adding ``--config`` and one click option per dataclass field (default None = "not given")."""
-
-    def decorate(func: Any) -> Any:
-        hints = typing.get_type_hints(config_cls)
-        for f in reversed(dataclasses.fields(config_cls)):
-            if not f.init or f.metadata.get("cli") is False:
-                continue
-            tp, multiple = _field_type(hints[f.name])
-            flag = "--" + f.name.replace("_", "-")
-            help_text = f.metadata.get("help", "")
-            default = _default_of(f)
-            if default is not None and default != [] and default != "":
-                help_text += f"  [default: {default}]"
-            if tp is bool:
-                option = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None, help=help_text)
-            else:
-                option = click.option(flag, f.name, type=tp, multiple=multiple, default=None, help=help_text)
-            func = option(func)
-        func = click.option(
-            "--config",
-            "config_file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            help="YAML file with any of these options (flags given here override it).",
-        )(func)
-        return func
-
-    return decorate
-
-
-def _default_of(f: dataclasses.Field) -> Any:
+def default_of(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
@@ -92,9 +82,14 @@ def _default_of(f: dataclasses.Field) -> Any:
     return None
 
 
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """One YAML scalar through the flag's click type: strings are parsed as the flag would parse them ("5e-7" is a
-    float, "yes" a bool); YAML's own numbers and booleans must fit the type exactly (no silent 3.5 -> 3, true -> 1)."""
+BOOL_STATES = {"1": True, "0": False, "yes": True, "no": False, "true": True, "false": False, "on": True, "off": False,
+               "t": True, "f": False, "y": True, "n": False, "": False}  # click 8.4 BoolParamType.bool_states
+
+
+def convert(value: Any, kind: FieldKind, where: str) -> Any:
+    """One YAML scalar parsed as its flag would be: strings as the flag's string ("5e-7" is a float, "yes" a bool);
+    YAML's own numbers and booleans must fit the type exactly (no silent 3.5 -> 3, true -> 1)."""
+    tp = kind.base
     if isinstance(value, (list, dict)):
         raise ConfigError(f"{where}: expected one value, got a {'list' if isinstance(value, list) else 'mapping'}")
     if tp is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
@@ -103,17 +98,27 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {value!r} is not a valid float.")
     if tp is bool and not isinstance(value, (bool, str)):
         raise ConfigError(f"{where}: {value!r} is not a valid boolean.")
-    param_type = click.types.convert_type(tp)
-    if isinstance(param_type, click.Choice):
-        value = str(value)
-    try:
-        return param_type.convert(value, None, None)
-    except click.BadParameter as exc:
-        raise ConfigError(f"{where}: {exc.message}") from None
+    if kind.choices:
+        text = value.value if isinstance(value, enum.Enum) else str(value)
+        if text not in kind.choices:
+            choices = ", ".join(map(repr, kind.choices))
+            raise ConfigError(f"{where}: {text!r} is not {'one of ' if len(kind.choices) > 1 else ''}{choices}.")
+        return kind.enum(text) if kind.enum else text
+    if tp in (int, float):
+        try:
+            return tp(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not a valid {'integer' if tp is int else 'float'}.") from None
+    if tp is bool:
+        state = value if isinstance(value, bool) else BOOL_STATES.get(value.strip().lower())
+        if state is None:
+            raise ConfigError(f"{where}: {value!r} is not a valid boolean. Recognized values: {', '.join(sorted(BOOL_STATES))}")
+        return state
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def check_values(config_cls: type, data: dict[str, Any], source: str) -> dict[str, Any]:
-    """``data`` (YAML / stored keys -> values) with each value converted by its field's click type; ConfigError names
+    """``data`` (YAML / stored keys -> values) with each value converted as its flag would be; ConfigError names
     the source, the key and the value that does not fit. None keeps a field's default meaning ("not set")."""
     hints = typing.get_type_hints(config_cls)
     fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
@@ -122,17 +127,17 @@ def check_values(config_cls: type, data: dict[str, Any], source: str) -> dict[st
         if key not in fields:
             raise ConfigError(f"{source}: unknown option '{key}' for {config_cls.__name__}")
         where = f"{source}: key '{key}'"
-        tp, multiple = _field_type(hints[key])
+        kind = field_kind(hints[key])
         if value is None:
             if _accepts_none(hints[key]):
                 out[key] = None
                 continue
             raise ConfigError(f"{where}: needs a value (null is not allowed here)")
-        if multiple:
+        if kind.multiple:
             items = value if isinstance(value, list) else [value]
-            out[key] = [_convert(v, tp, f"{where}[{i}]" if isinstance(value, list) else where) for i, v in enumerate(items)]
+            out[key] = [convert(v, kind, f"{where}[{i}]" if isinstance(value, list) else where) for i, v in enumerate(items)]
         else:
-            out[key] = _convert(value, tp, where)
+            out[key] = convert(value, kind, where)
     return out
 
 
@@ -159,9 +164,9 @@ def build_config(config_cls: type[T], cli_kwargs: dict[str, Any]) -> T:
     config_file = cli_kwargs.pop("config_file", None)
     if config_file is not None:
         values.update(check_values(config_cls, load_yaml(Path(config_file)), f"--config {config_file}"))
-    for key, value in cli_kwargs.items():
-        if key in names and value is not None and value != ():
-            values[key] = list(value) if isinstance(value, tuple) else value
+    given = {k: list(v) if isinstance(v, tuple) else v for k, v in cli_kwargs.items()
+             if k in names and v is not None and v != ()}
+    values.update(check_values(config_cls, given, "flags"))  # already parsed by click; Enum fields become members
     try:
         cfg = config_cls(**values)
     except (TypeError, ValueError) as exc:
@@ -183,8 +188,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
-        out[f.name] = str(v) if isinstance(v, Path) else v
+        out[f.name] = [_plain(x) for x in v] if isinstance(v, list) else _plain(v)
     return out
+
+
+def _plain(v: Any) -> Any:
+    return str(v) if isinstance(v, Path) else v.value if isinstance(v, enum.Enum) else v
 
 
 def save_yaml(cfg: Any, path: Path) -> None:

@@ -10,7 +10,6 @@ import functools
 import sys
 from typing import Any, Callable
 
-import click
 from rich.console import Console
 from rich.markup import escape
 
@@ -42,4 +41,4 @@ def is_interactive() -> bool:
     return console.is_terminal and not console.is_dumb_terminal
 
 
-__all__ = ["console", "err_console", "escape", "user_errors", "is_interactive", "click"]
+__all__ = ["console", "err_console", "escape", "user_errors", "is_interactive"]

@@ -8,7 +8,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from oreo_agents.config import ConfigError, build_config, config_options, from_dict, load_yaml, save_yaml
+from oreo_agents.cli.flags import config_options
+from oreo_agents.config import ConfigError, FieldKind, build_config, convert, from_dict, load_yaml, save_yaml
+from oreo_agents.console import user_errors
 
 
 @dataclass
@@ -23,6 +25,7 @@ class DemoConfig:
 
 @click.command()
 @config_options(DemoConfig)
+@user_errors
 def demo(**kwargs):
     cfg = build_config(DemoConfig, kwargs)
     click.echo(repr(cfg))
@@ -164,3 +167,64 @@ def test_bad_value_is_reported_before_any_data_is_read(tmp_path):
 def test_from_dict_checks_values_too():
     with pytest.raises(ConfigError, match="run.yaml: key 'episodes': 'ten' is not a valid integer"):
         from_dict(DemoConfig, {"episodes": "ten"}, source="run.yaml")
+
+
+# --- the click-free parser agrees with click's types, value for value ------------------------------------------------
+PARITY = [
+    (int, ["5", " 7 ", "-3", "5e3", "3.0", "ten", "", "0x10", 4, 4.0]),
+    (float, ["5e-7", "1", " 2.5 ", "inf", "nan", "hot", "", 3, 3.5]),
+    (bool, ["yes", "No", " TRUE ", "0", "1", "on", "off", "t", "f", "y", "n", "", "maybe", True, False]),
+    (str, ["x", "", "3", 3, 2.5]),
+]
+
+
+@pytest.mark.parametrize("tp,values", PARITY)
+def test_yaml_values_parse_exactly_as_click_parses_the_flag(tp, values):
+    """config.convert (no click) and click 8.4's type give the same value, or both refuse with the same message."""
+    import math
+
+    for value in values:
+        try:
+            theirs = ("ok", click.types.convert_type(tp).convert(value, None, None))
+        except click.BadParameter as exc:
+            theirs = ("error", exc.message)
+        try:
+            mine = ("ok", convert(value, FieldKind(tp), "k"))
+        except ConfigError as exc:
+            mine = ("error", str(exc).removeprefix("k: "))
+        if theirs[0] == "ok" and mine[0] == "ok" and isinstance(theirs[1], float) and math.isnan(theirs[1]):
+            assert math.isnan(mine[1])
+            continue
+        assert mine == theirs, (tp, value)
+        assert type(mine[1]) is type(theirs[1])
+
+
+def test_choices_parse_and_refuse_like_click():
+    import enum
+
+    class Mode(enum.Enum):
+        GREEDY = "greedy"
+        VALUE = "value"
+
+    kind = FieldKind(str, choices=("greedy", "value"), enum=Mode)
+    assert convert("value", kind, "k") is Mode.VALUE and convert(Mode.GREEDY, kind, "k") is Mode.GREEDY
+    with pytest.raises(click.BadParameter) as theirs:
+        click.Choice(["greedy", "value"]).convert("best", None, None)
+    with pytest.raises(ConfigError) as mine:
+        convert("best", kind, "k")
+    assert str(mine.value) == f"k: {theirs.value.message}"
+
+
+def test_config_module_imports_without_click():
+    import subprocess
+    import sys
+
+    code = ("import sys, importlib.abc\n"
+            "class Block(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'click':\n"
+            "            raise ImportError('click is blocked')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import oreo_agents.config, oreo_agents.console\nprint('OK')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]

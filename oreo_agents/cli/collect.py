@@ -12,7 +12,8 @@ from typing import Any, Literal
 import click
 
 from oreo_agents.console import console, escape, is_interactive, user_errors
-from oreo_agents.config import build_config, config_options, to_dict
+from oreo_agents.config import build_config, to_dict
+from oreo_agents.cli.flags import config_options
 from oreo_agents.envs.core import task_reset_options
 from oreo_agents.errors import OreoError
 

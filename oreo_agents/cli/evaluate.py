@@ -18,7 +18,8 @@ from typing import Any
 import click
 
 from oreo_agents.console import console, escape, is_interactive, user_errors
-from oreo_agents.config import build_config, config_options
+from oreo_agents.config import build_config
+from oreo_agents.cli.flags import config_options
 from oreo_agents.errors import OreoError
 
 SEARCH_MODES = ("beam", "best-of-n")

@@ -21,7 +21,8 @@ from typing import Any, Literal
 import click
 
 from oreo_agents.console import console, is_interactive, user_errors
-from oreo_agents.config import build_config, config_options
+from oreo_agents.config import build_config
+from oreo_agents.cli.flags import config_options
 from oreo_agents.errors import OreoError
 
 

@@ -29,7 +29,8 @@ from urllib.parse import parse_qs, urlsplit
 import click
 
 from oreo_agents.console import console, escape, user_errors
-from oreo_agents.config import build_config, config_options
+from oreo_agents.config import build_config
+from oreo_agents.cli.flags import config_options
 
 HOST = "127.0.0.1"  # never expose the shop beyond this machine
 MAX_SESSIONS = 256

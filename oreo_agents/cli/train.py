@@ -9,8 +9,11 @@ Rerunning the same command on the same --out resumes from the last checkpoint.
 
 from __future__ import annotations
 
-from oreo_agents.console import click, console, escape, user_errors
-from oreo_agents.config import build_config, config_options
+import click
+
+from oreo_agents.console import console, escape, user_errors
+from oreo_agents.config import build_config
+from oreo_agents.cli.flags import config_options
 from oreo_agents.learning.config import TrainConfig
 
 
@@ -21,12 +24,7 @@ def train(**kwargs) -> None:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from local folders only
-    from oreo_agents.errors import OreoError
-
-    try:
-        cfg = build_config(TrainConfig, kwargs)
-    except click.UsageError as exc:
-        raise OreoError(exc.message) from exc
+    cfg = build_config(TrainConfig, kwargs)
     from oreo_agents.learning.baselines import make_trainer
 
     trainer = make_trainer(cfg)
