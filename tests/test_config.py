@@ -228,3 +228,11 @@ def test_config_module_imports_without_click():
             "import oreo_agents.config, oreo_agents.console\nprint('OK')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_dpo_has_its_own_beta_and_refuses_oreos():
+    from oreo_agents.learning.config import TrainConfig
+
+    assert build_config(TrainConfig, {"algo": "dpo", "dpo_beta": 0.2}).dpo_beta == 0.2
+    with pytest.raises(ConfigError, match="--beta 0.1 is OREO's KL strength and does nothing for --algo dpo: set --dpo-beta"):
+        build_config(TrainConfig, {"algo": "dpo", "beta": 0.1})

@@ -69,7 +69,7 @@ class DPOTrainer(SFTTrainer):
         seq = (D.token_logprobs(logits, b["input_ids"]) * b["mask"]).sum(-1)
         ref = (b["ref_logp"] * b["mask"]).sum(-1)
         n = len(idx)
-        loss = L.dpo_loss(seq[:n], ref[:n], seq[n:], ref[n:], self.cfg.beta)
+        loss = L.dpo_loss(seq[:n], ref[:n], seq[n:], ref[n:], self.cfg.dpo_beta)
         self.acc.backward(loss * weight)
         with torch.no_grad():
             margin = (seq[:n] - ref[:n]) - (seq[n:] - ref[n:])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 PAPER_ALPHA = {"token": 0.01, "step": 0.1, "response": 0.3}
+OREO_BETA = 0.03  # the paper's beta for OREO at 1.5B; the default
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]  # also the loops' --mixed-precision (pipeline/stages.py)
 REF_CACHE_AUTO_GB = 8  # --ref-distributions auto caches pi_ref's distributions up to this size, recomputes them beyond
 REF_CACHE_MAX_GB = 20  # an explicit cache larger than this is refused with a way out
@@ -42,7 +43,8 @@ class TrainConfig:
     loss_level: Literal["token", "step", "response"] = field(
         default="token", metadata={"help": "OREO loss granularity (paper ablation: token 77.3, step ~78.9, response ~74.4 on GSM8K)."}
     )
-    beta: float = field(default=0.03, metadata={"help": "KL strength of the soft Bellman objective (paper 0.03); DPO beta when algo=dpo (paper 0.1)."})
+    beta: float = field(default=OREO_BETA, metadata={"help": "OREO: KL strength of the soft Bellman objective (paper 0.03)."})
+    dpo_beta: float = field(default=0.1, metadata={"help": "DPO: strength of the implicit KL to pi_ref (paper 0.1)."})
     alpha: float = field(default=-1.0, metadata={"help": "Weight of the exact KL regulariser; -1 = the paper's 0.01 / 0.1 / 0.3 for token / step / response."})
     ref_distributions: Literal["auto", "cache", "online"] = field(
         default="auto",
@@ -99,6 +101,8 @@ class TrainConfig:
             raise ValueError("--observation-loss-weight must be 0 or positive")
         if self.max_steps < 0:
             raise ValueError("--max-steps must be 0 (all epochs) or positive")
+        if self.algo == "dpo" and self.beta != OREO_BETA:  # a recipe from before the split would silently train at 0.1
+            raise ValueError(f"--beta {self.beta} is OREO's KL strength and does nothing for --algo dpo: set --dpo-beta")
 
     @property
     def kl_alpha(self) -> float:

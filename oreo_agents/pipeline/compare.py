@@ -62,7 +62,7 @@ def baseline_stage(cfg: CompareConfig, algo: str, start: str, rollouts: Path, *,
     out = folder or Path(cfg.out) / algo
     overrides = {"epochs": cfg.oreo_epochs, "learning_rate": cfg.learning_rate}
     if algo == "dpo":
-        overrides.update(beta=cfg.dpo_beta, learning_rate=cfg.dpo_learning_rate)
+        overrides.update(dpo_beta=cfg.dpo_beta, learning_rate=cfg.dpo_learning_rate)
 
     def work() -> dict[str, Any]:
         try:
