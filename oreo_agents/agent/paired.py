@@ -90,3 +90,20 @@ def paired_markdown(rows: Sequence[PairedRow]) -> list[str]:
                      f"{s.only_a} / {s.only_b} | {s.difference * 100:+.1f} ({s.ci_low * 100:+.1f} to {s.ci_high * 100:+.1f}) | "
                      f"{s.p_value:.3g} |")
     return lines
+
+
+def outcomes_by_agent(rows: Iterable[dict[str, Any]], seed: Any = 0) -> dict[str, dict[Key, bool]]:
+    """One ``eval`` run's outcomes (rows with ``agent`` and ``select``) grouped per agent as ``agent [select]``, keyed."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(f"{row.get('agent', '?')} [{row.get('select', '?')}]", []).append(row)
+    return {name: keyed(group, seed) for name, group in grouped.items()}
+
+
+def against(names: Sequence[str], references: Sequence[str]) -> list[tuple[str, str]]:
+    """Every agent paired with each reference that is present (references in the given order); a pair already listed
+    the other way round is not repeated (its difference is the same with the sign flipped)."""
+    pairs: list[tuple[str, str]] = []
+    for ref in (r for r in references if r in names):
+        pairs += [(name, ref) for name in names if name != ref and (ref, name) not in pairs]
+    return pairs

@@ -49,3 +49,15 @@ def test_read_outcomes_names_the_bad_line(tmp_path):
         read_outcomes(path)
     path.write_text(json.dumps({"split": "s", "task_id": "t", "success": True}) + "\n")
     assert read_outcomes(path) == [{"split": "s", "task_id": "t", "success": True}]
+
+
+def test_eval_rows_group_per_agent_and_selection_and_pair_against_references():
+    from oreo_agents.agent.paired import against, outcomes_by_agent
+
+    rows = [{"agent": "oreo", "select": s, "split": "seen", "task_id": t, "success": ok}
+            for s, outcomes in (("greedy", [0, 1]), ("value", [1, 1])) for t, ok in zip(("a", "b"), outcomes)]
+    grouped = outcomes_by_agent(rows)
+    assert sorted(grouped) == ["oreo [greedy]", "oreo [value]"]
+    assert grouped["oreo [value]"] == {(0, "seen", "a", 0): True, (0, "seen", "b", 0): True}
+    assert against(["SFT", "OREO", "OREO+V K=3"], ["SFT", "OREO", "RFT"]) == [
+        ("OREO", "SFT"), ("OREO+V K=3", "SFT"), ("OREO+V K=3", "OREO")]  # no "SFT vs OREO": OREO vs SFT says it
