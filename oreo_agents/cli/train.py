@@ -27,7 +27,7 @@ def train(**kwargs) -> None:
         cfg = build_config(TrainConfig, kwargs)
     except click.UsageError as exc:
         raise OreoError(exc.message) from exc
-    from oreo_agents.learning.baselines import make_trainer
+    from oreo_agents.learning import make_trainer
 
     trainer = make_trainer(cfg)
     summary = trainer.train()

@@ -30,9 +30,9 @@ import torch
 from oreo_agents.console import console
 from oreo_agents.config import save_yaml
 from oreo_agents.errors import OreoError
-from oreo_agents.learning import checkpoints as C
-from oreo_agents.learning import data as D
-from oreo_agents.learning import distributed as dist
+import oreo_agents.learning.checkpoints as C
+import oreo_agents.learning.data as D
+import oreo_agents.learning.distributed as dist
 from oreo_agents.learning.config import REF_CACHE_AUTO_GB, REF_CACHE_MAX_GB, TrainConfig
 from oreo_agents.learning.metrics import MetricsLog, Panel, plot_metrics
 from oreo_agents.models.loading import PRESETS, load_policy, load_tokenizer, resolve_model

@@ -102,7 +102,7 @@ def collect_stage(cfg: LoopConfig, out: Path, *, policy: str, model: str | None 
 
 
 def train_stage(cfg: LoopConfig, out: Path, *, algo: str, data: list[Path], model: str, **overrides: Any) -> dict[str, Any]:
-    from oreo_agents.learning.baselines import make_trainer
+    from oreo_agents.learning import make_trainer
     from oreo_agents.learning.config import TrainConfig
 
     train_cfg = TrainConfig(algo=algo, data=[str(d) for d in data], model=model, out=str(out), seed=cfg.seed,
