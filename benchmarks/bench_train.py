@@ -59,7 +59,7 @@ def time_updates(trainer, n: int) -> tuple[float, float]:
 
 
 def build(algo: str, data: Path, out: Path, cache: Path, args):
-    from oreo_agents.learning.baselines import make_trainer
+    from oreo_agents.learning import make_trainer
     from oreo_agents.learning.config import TrainConfig
 
     cfg = TrainConfig(algo=algo, data=[str(data)], out=str(out), model=args.preset, model_cache=str(cache),

@@ -114,7 +114,7 @@ def run_train(args, model_dir: Path, out: Path) -> dict:
     from safetensors.torch import load_file
 
     from oreo_agents.learning import distributed as dist
-    from oreo_agents.learning.baselines import make_trainer
+    from oreo_agents.learning import make_trainer
     from oreo_agents.learning.config import TrainConfig
     from oreo_agents.models.loading import load_tokenizer
 

@@ -51,7 +51,7 @@ def saved_bytes(trainer, idx: list[int]) -> int:
 def measure(layers: int, seq: int, gc: bool, tmp: Path) -> int:
     from accelerate.state import AcceleratorState
 
-    from oreo_agents.learning.baselines import make_trainer
+    from oreo_agents.learning import make_trainer
     from oreo_agents.learning.config import TrainConfig
     from oreo_agents.models.loading import load_tokenizer
 

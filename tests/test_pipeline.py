@@ -198,7 +198,7 @@ class _Summary:  # what collect_stage reads of run_collect's summary
 
 
 def test_sft_stage_passes_precision_lora_and_observation_loss_to_the_trainer(monkeypatch, tmp_path):
-    import oreo_agents.learning.baselines as baselines
+    import oreo_agents.learning as learning
     from oreo_agents.pipeline.stages import StartConfig, sft_stage
 
     seen = {}
@@ -210,7 +210,7 @@ def test_sft_stage_passes_precision_lora_and_observation_loss_to_the_trainer(mon
         def train(self):
             return {"updates": 1}
 
-    monkeypatch.setattr(baselines, "make_trainer", FakeTrainer)
+    monkeypatch.setattr(learning, "make_trainer", FakeTrainer)
     cfg = StartConfig(out=str(tmp_path), mixed_precision="bf16", lora_r=8, sft_observation_loss_weight=0.5, sft_epochs=7)
     assert sft_stage(cfg, tmp_path / "demos") == str(tmp_path / "sft" / "policy")
     assert (seen["cfg"].algo, seen["cfg"].epochs) == ("sft", 7)

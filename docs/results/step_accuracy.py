@@ -16,13 +16,14 @@ import sys
 import torch
 
 from oreo_agents.learning import data as D
+from oreo_agents.recording.dataset import load_episode_rows
 from oreo_agents.models.loading import load_policy, load_tokenizer
 
 
 def step_accuracy(policy_dir: str, dataset: str) -> tuple[dict[str, list[int]], int, int]:
     """``{verb: [whole right, arguments right, steps]}``, episodes with every step right, episodes."""
     tok, model = load_tokenizer(policy_dir), load_policy(policy_dir).eval()
-    rows = D.load_episodes([dataset])
+    rows = load_episode_rows([dataset])
     items = D.encode_episodes(rows, tok, max_length=1 << 16)
     stats: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
     all_right = 0

@@ -169,7 +169,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
 def value_section(value: str, episode_dirs: list[str], out: Path, *, title: str) -> dict[str, Any] | None:
     """The value lens on the episodes a policy played: one headline printed, the report written in ``out``."""
     from oreo_agents.agent.value_report import headline, value_report_for
-    from oreo_agents.learning.data import load_episodes
+    from oreo_agents.recording.dataset import load_episode_rows as load_episodes
     from oreo_agents.recording.writer import shard_paths
 
     dirs = [d for d in episode_dirs if shard_paths(d)]  # search modes (beam, best-of-n) record no episodes

@@ -25,7 +25,7 @@ def train(**kwargs) -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from local folders only
     cfg = build_config(TrainConfig, kwargs)
-    from oreo_agents.learning.baselines import make_trainer
+    from oreo_agents.learning import make_trainer
 
     trainer = make_trainer(cfg)
     summary = trainer.train()

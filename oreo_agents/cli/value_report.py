@@ -58,7 +58,7 @@ def value_report(**kwargs: Any) -> None:
 def run_value_report(cfg: ValueReportConfig) -> dict[str, Any]:
     from oreo_agents.agent.evaluate import quiet_third_party_progress
     from oreo_agents.agent.value_report import headline, value_report_for
-    from oreo_agents.learning.data import load_episodes
+    from oreo_agents.recording.dataset import load_episode_rows as load_episodes
 
     if not cfg.value:
         raise OreoError("--value is required: a value model folder (e.g. runs/quickstart/round-1/oreo/value)")

@@ -4,6 +4,8 @@
 - ``rft``: rejection-sampling fine-tuning = SFT on the successful episodes of the policy's own rollouts
   (``metadata.policy`` model/agent; collect them with ``oreo-agents collect --policy model`` first);
 - ``dpo``: success vs failure pairs of the same ``task_id``, with pi_ref's sequence log-probs from the cache.
+
+All three train the policy alone: :class:`PolicyTrainer` holds what they share (one model, its forward, its saving).
 """
 
 from __future__ import annotations
@@ -12,22 +14,34 @@ from pathlib import Path
 
 import torch
 
-from oreo_agents.learning import data as D
-from oreo_agents.learning import losses as L
+import oreo_agents.learning.data as D
+import oreo_agents.learning.losses as L
 from oreo_agents.learning.trainer import Trainer, apply_lora
 
 
-class SFTTrainer(Trainer):
-    algo = "sft"
+class PolicyTrainer(Trainer):
+    """A trainer of the policy alone: one model (``models["policy"]``, LoRA-wrapped when asked), one AdamW, saved as
+    ``out/policy``. Subclasses define ``micro_step`` on top of :meth:`policy_logprobs`."""
 
     def setup_models(self, total_updates: int) -> None:
         policy = apply_lora(self.load_policy_for_training(), self.cfg)
         self.prepare_trainable("policy", policy, {"policy": (policy, self.cfg.learning_rate)}, total_updates)
 
+    def policy_logprobs(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        """State-aligned log-probs of the batch's taken tokens under the trained policy (one forward, with gradient)."""
+        logits = self.models["policy"](input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
+        return D.token_logprobs(logits, b["input_ids"])
+
+    def save_models(self, out: Path) -> None:
+        self.save_policy(out, self.gathered_weights())
+
+
+class SFTTrainer(PolicyTrainer):
+    algo = "sft"
+
     def micro_step(self, idx: list[int], weight: float) -> dict[str, float]:
         b = self.batch(idx)
-        logits = self.models["policy"](input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
-        logp = D.token_logprobs(logits, b["input_ids"])
+        logp = self.policy_logprobs(b)
         loss = L.sft_loss(logp, L.sft_token_weights(b["mask"], b["attention_mask"], self.cfg.observation_loss_weight))
         self.acc.backward(loss * weight)
         metrics = {"loss": float(loss.detach()), "return": float(b["rewards"].mean()), "tokens": float(b["attention_mask"].sum())}
@@ -35,15 +49,14 @@ class SFTTrainer(Trainer):
             metrics["action_loss"] = float(L.sft_loss(logp.detach(), b["mask"]))
         return metrics
 
-    def save_models(self, out: Path) -> None:
-        self.save_policy(out, self.gathered_weights())
-
 
 class RFTTrainer(SFTTrainer):
+    """SFT on other episodes: :func:`.data.select_episodes` picks the policy's own successes for ``algo = "rft"``."""
+
     algo = "rft"
 
 
-class DPOTrainer(SFTTrainer):
+class DPOTrainer(PolicyTrainer):
     algo = "dpo"
     needs_ref = True
 
@@ -65,8 +78,7 @@ class DPOTrainer(SFTTrainer):
         chosen = [self.pairs[i][0] for i in idx]
         rejected = [self.pairs[i][1] for i in idx]
         b = self.batch(chosen + rejected)  # one forward for both sides
-        logits = self.models["policy"](input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
-        seq = (D.token_logprobs(logits, b["input_ids"]) * b["mask"]).sum(-1)
+        seq = (self.policy_logprobs(b) * b["mask"]).sum(-1)
         ref = (b["ref_logp"] * b["mask"]).sum(-1)
         n = len(idx)
         loss = L.dpo_loss(seq[:n], ref[:n], seq[n:], ref[n:], self.cfg.dpo_beta)
@@ -79,15 +91,3 @@ class DPOTrainer(SFTTrainer):
             "accuracy": float((margin > 0).float().mean()),
             "tokens": float(b["attention_mask"].sum()),
         }
-
-
-TRAINERS = {"oreo": "oreo_agents.learning.oreo:OREOTrainer", "sft": SFTTrainer, "rft": RFTTrainer, "dpo": DPOTrainer}
-
-
-def make_trainer(cfg) -> Trainer:
-    """The trainer for ``cfg.algo``."""
-    if cfg.algo == "oreo":
-        from oreo_agents.learning.oreo import OREOTrainer
-
-        return OREOTrainer(cfg)
-    return TRAINERS[cfg.algo](cfg)

@@ -86,12 +86,12 @@ def model_files_digest(path: Path) -> str:
 
 def data_files(paths: list[str]) -> list[dict[str, str]]:
     """The resolved ``--data`` shards: absolute path (shown, not compared), name under its --data root and sha256."""
-    from oreo_agents.learning.data import parquet_files
+    from oreo_agents.recording.dataset import parquet_files
 
     out = []
     for p in map(Path, paths):
         root = p.resolve()
-        for f in parquet_files([p]):
+        for f in parquet_files(p):
             f = f.resolve()
             name = f.name if root.is_file() else f.relative_to(root).as_posix()
             out.append({"path": str(f), "name": name, "sha256": file_sha256(f)})

@@ -1,10 +1,10 @@
 """Recorded episodes -> token tensors for the learner, and the reference log-prob cache.
 
-Reads the recorder's Parquet files (``oreo_agents/recording/schema.py``) with ``datasets`` directly, renders each
-episode with :func:`oreo_agents.prompting.encode_episode` (recorded token ids are used when present; only reply tokens
-are actions) and pads batches on the right. Tensors come out *aligned on states* as :mod:`.losses` expects::
+Episode rows come from :func:`oreo_agents.recording.dataset.load_episode_rows` (the one loader, torch-free); each
+episode is rendered with :func:`oreo_agents.prompting.encode_episode` (recorded token ids are used when present; only
+reply tokens are actions) and batches are padded on the right. Tensors come out *aligned on states* as :mod:`.losses` expects::
 
-    >>> rows = load_episodes(["datasets/alfworld-expert"])                 # doctest: +SKIP
+    >>> rows = load_episode_rows(["datasets/alfworld-expert"])             # doctest: +SKIP
     >>> items = encode_episodes(rows, tokenizer, max_length=1024)          # doctest: +SKIP
     >>> batch = collate(items[:4], pad_id=tokenizer.pad_token_id)          # doctest: +SKIP
     >>> batch["mask"][:, t]   # 1 when token t+1 is an action token         # doctest: +SKIP
@@ -22,64 +22,13 @@ import numpy as np
 import torch
 
 from oreo_agents.envs.core import TERMINATION_ABORTED
-from oreo_agents.errors import DataNotFoundError, OreoError, SchemaError
+from oreo_agents.errors import OreoError, SchemaError
 from oreo_agents.learning.vocab_chunks import chosen_logprobs, log_softmax_rows
 from oreo_agents.prompting import encode_episode, format_for
-from oreo_agents.recording.schema import REQUIRED_COLUMNS
-
-NEEDED_COLUMNS = tuple(dict.fromkeys(REQUIRED_COLUMNS + ("env_id", "goal")))
-NEEDED_STEP_FIELDS = ("action", "observation")
-SOURCE_KEY = "_source_file"  # added to each loaded row: the Parquet file it came from, for error messages
+from oreo_agents.recording.dataset import SOURCE_KEY
 
 
-# --- reading ---------------------------------------------------------------------------------------------------------
-def parquet_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The Parquet files behind ``--data`` values (files, or folders searched recursively)."""
-    if not paths:
-        raise DataNotFoundError("no dataset given: pass --data <parquet file or folder>")
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_file():
-            files.append(p)
-        elif p.is_dir():
-            found = sorted(p.rglob("*.parquet"))
-            if not found:
-                raise DataNotFoundError(f"dataset folder {p} holds no .parquet files")
-            files += found
-        else:
-            raise DataNotFoundError(f"dataset not found: {p}")
-    return files
-
-
-def load_episodes(paths: Sequence[str | Path], *, split: str = "") -> list[dict[str, Any]]:
-    """Episode rows (dicts) from Parquet files/folders, checked for the fields the learner needs."""
-    import datasets
-
-    files = parquet_files(paths)
-    rows: list[dict[str, Any]] = []
-    for f in files:
-        try:
-            ds = datasets.Dataset.from_parquet(str(f), keep_in_memory=True)
-        except Exception as exc:  # noqa: BLE001 - a corrupt/non-Parquet file is the user's input
-            raise SchemaError(f"dataset file {f} is not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from exc
-        missing = [c for c in NEEDED_COLUMNS if c not in ds.column_names]
-        if missing:
-            raise SchemaError(f"dataset file {f} lacks the field(s) {', '.join(missing)} (is it an oreo-agents episode dataset?)")
-        for row in ds:
-            if split and row.get("split") != split:
-                continue
-            for step in row["steps"]:
-                gone = [k for k in NEEDED_STEP_FIELDS if k not in step]
-                if gone:
-                    raise SchemaError(f"dataset file {f}: steps lack the field(s) {', '.join(gone)}")
-            row[SOURCE_KEY] = str(f)
-            rows.append(row)
-    if not rows:
-        where = f" of split '{split}'" if split else ""
-        raise SchemaError(f"dataset {', '.join(map(str, paths))} holds no episodes{where}")
-    return rows
-
-
+# --- episodes (rows from recording.dataset.load_episode_rows) --------------------------------------------------------
 def select_episodes(rows: list[dict[str, Any]], algo: str) -> list[dict[str, Any]]:
     """The episodes each algorithm trains on (see docs/learning.md)."""
     if algo == "sft":

@@ -104,6 +104,7 @@ def oreo_policy_loss_step(
     rewards: torch.Tensor,
     step_ids: torch.Tensor,
     beta: float,
+    starts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Step-level policy loss: an action is a whole step (ALFWorld: one reply; math: one line)::
 
@@ -111,6 +112,7 @@ def oreo_policy_loss_step(
 
     ``s_k`` is the state just before step k's first token; ``step_ids[b, t]`` is the step of action state t (-1 for
     non-action states). Every token of step k carries gradient through its own residual; later steps are detached.
+    ``starts`` is :func:`step_start_mask` of ``step_ids`` when the caller has it already (it regresses V there too).
     """
     mask = (step_ids >= 0).to(logp.dtype)
     n_steps = int(step_ids.max().item()) + 1 if bool((step_ids >= 0).any()) else 1
@@ -119,7 +121,8 @@ def oreo_policy_loss_step(
     step_lr = torch.einsum("btk,bt->bk", onehot, logratio)  # [B, K]
     present = (onehot.sum(1) > 0).to(logp.dtype)
     later = masked_suffix_sum(step_lr.detach(), present) - step_lr.detach()
-    v_start = torch.einsum("btk,bt->bk", onehot * step_start_mask(step_ids)[..., None], values.detach())
+    starts = step_start_mask(step_ids) if starts is None else starts
+    v_start = torch.einsum("btk,bt->bk", onehot * starts[..., None], values.detach())
     residual = v_start - rewards[:, None] + beta * step_lr + beta * later
     return per_sequence_mean(residual**2, present)
 
@@ -152,6 +155,22 @@ def oreo_policy_loss_response(
     return per_sequence_mean(residual[:, None] ** 2, (mask.sum(-1, keepdim=True) > 0).to(logp.dtype))
 
 
+def exact_kl(logp_full: torch.Tensor, ref_logp_full: torch.Tensor) -> torch.Tensor:
+    """Per-state KL over the vocabulary, ``[B, T]``::
+
+        KL_t = KL( pi(.|s_t) || pi_ref(.|s_t) ) = sum_v pi(v|s_t) (log pi(v|s_t) - log pi_ref(v|s_t))
+
+    ``logp_full``/``ref_logp_full`` are ``[B, T, V]`` log-distributions (log-softmax); gradient flows into pi only. The
+    trainer gets the same numbers from :func:`oreo_agents.learning.vocab_chunks.logprobs_and_kl`, chunk by chunk.
+    """
+    return (logp_full.exp() * (logp_full - ref_logp_full.detach())).sum(-1)
+
+
+def kl_regulariser_from_states(kl: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``L_reg = 1/T * sum_t KL_t`` over the action states, from per-state KLs ``[B, T]`` (:func:`exact_kl`)."""
+    return per_sequence_mean(kl, mask)
+
+
 def kl_regulariser(logp_full: torch.Tensor, ref_logp_full: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Exact KL over the vocabulary at action states::
 
@@ -159,8 +178,7 @@ def kl_regulariser(logp_full: torch.Tensor, ref_logp_full: torch.Tensor, mask: t
 
     ``logp_full``/``ref_logp_full`` are ``[B, T, V]`` log-distributions (log-softmax); gradient flows into pi only.
     """
-    kl = (logp_full.exp() * (logp_full - ref_logp_full.detach())).sum(-1)
-    return per_sequence_mean(kl, mask)
+    return kl_regulariser_from_states(exact_kl(logp_full, ref_logp_full), mask)
 
 
 def sft_loss(logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

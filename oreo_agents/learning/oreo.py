@@ -11,15 +11,17 @@ by the policy step (whose loss used the values from before the value step).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from oreo_agents.learning import distributed as dist
-from oreo_agents.learning import losses as L
-from oreo_agents.models.loading import ValueModel, is_value_dir, write_value_head
+from oreo_agents.errors import OreoError
+import oreo_agents.learning.distributed as dist
+import oreo_agents.learning.losses as L
 from oreo_agents.learning.trainer import Trainer, apply_lora, merged, save_dtype
 from oreo_agents.learning.vocab_chunks import logprobs_and_kl
+from oreo_agents.models.loading import ValueModel, is_value_dir, write_value_head
+from oreo_agents.stats import auc
 
 
 class OREOTrainer(Trainer):
@@ -46,32 +48,13 @@ class OREOTrainer(Trainer):
         """(L_V, L_pi + alpha * L_reg, metrics) of one batch."""
         cfg = self.cfg
         out, values = self.models["policy_value"](b["input_ids"], b["attention_mask"])
-        logits = out.logits
-        mask, ref = b["mask"], b["ref_logp"]
-        # Taken-token log-probs and, for L_reg, the exact per-state KL (losses.kl_regulariser's summand) in one pass over
-        # chunks of positions: no [B, T, V] fp32 tensor (vocab_chunks).
+        # Taken-token log-probs and, for L_reg, the exact per-state KL (losses.exact_kl) in one pass over chunks of
+        # positions: no [B, T, V] fp32 tensor (vocab_chunks).
         ref_full = self.ref_full(b) if cfg.kl_alpha > 0 else None
-        logp, kl_tok = logprobs_and_kl(logits, b["input_ids"], mask, ref_full)
-        # Aborted / --max-length-cut episodes did not end where their tokens end: bootstrap from V there, not from R.
-        cut_state = b["attention_mask"].sum(-1) - 1
-        rewards = L.terminal_returns(b["rewards"], values, cut_state, b["truncated"])
-        if cfg.loss_level == "token":
-            states = mask
-            loss_pi = L.oreo_policy_loss_token(logp, ref, values, rewards, mask, cfg.beta)
-        elif cfg.loss_level == "step":
-            states = L.step_start_mask(b["step_ids"])
-            loss_pi = L.oreo_policy_loss_step(logp, ref, values, rewards, b["step_ids"], cfg.beta)
-        else:
-            # The policy residual reads V(s_0) only; V still learns every action state, which search and the agent read.
-            states = mask
-            loss_pi = L.oreo_policy_loss_response(logp, ref, values, rewards, mask, cfg.beta)
-        # V is also regressed right after each reply: that is where value-guided agents read it (docs/learning.md).
-        value_mask = (states + b["reply_end"]).clamp(max=1)
-        # ...except at a truncated episode's cut, whose target is V there itself.
-        at_cut = torch.nn.functional.one_hot(cut_state, mask.shape[1]).to(mask.dtype) * b["truncated"][:, None].to(mask.dtype)
-        value_mask = value_mask * (1 - at_cut)
-        loss_v = L.oreo_value_loss(values, logp, ref, rewards, mask, cfg.beta, value_mask)
-        kl = L.per_sequence_mean(kl_tok, mask) if cfg.kl_alpha > 0 else torch.zeros((), device=logits.device)
+        logp, kl_states = logprobs_and_kl(out.logits, b["input_ids"], b["mask"], ref_full)
+        loss_v, loss_pi, kl, value_mask = oreo_losses(logp, kl_states, values, b, level=cfg.loss_level, beta=cfg.beta,
+                                                      kl_alpha=cfg.kl_alpha)  # fmt: skip
+        mask = b["mask"]
         with torch.no_grad():
             vm = value_mask.bool()
             metrics = {
@@ -80,7 +63,7 @@ class OREOTrainer(Trainer):
                 "kl": float(kl.detach()),
                 "mean_v": float(values[vm].mean()) if vm.any() else 0.0,
                 "return": float(b["rewards"].mean()),
-                "logratio": float(((logp - ref) * mask).sum() / mask.sum().clamp(min=1)),
+                "logratio": float(((logp - b["ref_logp"]) * mask).sum() / mask.sum().clamp(min=1)),
                 "tokens": float(b["attention_mask"].sum()),
             }
         return loss_v, loss_pi + cfg.kl_alpha * kl, metrics
@@ -121,10 +104,61 @@ class OREOTrainer(Trainer):
         wins = [v for ok, v in per_episode if ok]
         fails = [v for ok, v in per_episode if not ok]
         out: dict[str, Any] = {"value_mean_success": _mean(wins), "value_mean_failure": _mean(fails)}
-        if wins and fails:  # AUC: P(V of a random success > V of a random failure)
-            out["value_auc"] = sum((w > f) + 0.5 * (w == f) for w in wins for f in fails) / (len(wins) * len(fails))
+        value_auc = auc([v for _, v in per_episode], [ok for ok, _ in per_episode])
+        if value_auc is not None:  # P(V of a random success > V of a random failure); undefined without both
+            out["value_auc"] = value_auc
         return out
 
 
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
+
+
+# --- the losses of one batch, by loss level ---------------------------------------------------------------------------
+# Each level of the paper: its policy loss L_pi and the states whose V it regresses (besides the states right after each
+# reply, see value_states). The one place a level is defined; the trainer and the tests call it.
+Level = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+def _token_level(logp, ref_logp, values, returns, mask, step_ids, beta):
+    return L.oreo_policy_loss_token(logp, ref_logp, values, returns, mask, beta), mask
+
+
+def _step_level(logp, ref_logp, values, returns, mask, step_ids, beta):
+    starts = L.step_start_mask(step_ids)  # built once: the step loss reads V there, and V is regressed there
+    return L.oreo_policy_loss_step(logp, ref_logp, values, returns, step_ids, beta, starts=starts), starts
+
+
+def _response_level(logp, ref_logp, values, returns, mask, step_ids, beta):
+    # The policy residual reads V(s_0) only; V still learns every action state, which search and the agent read.
+    return L.oreo_policy_loss_response(logp, ref_logp, values, returns, mask, beta), mask
+
+
+LEVELS: dict[str, Level] = {"token": _token_level, "step": _step_level, "response": _response_level}
+
+
+def value_states(level_states: torch.Tensor, reply_end: torch.Tensor, cut_state: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    """The states L_V regresses: the level's own, plus the state right after each reply (where value-guided agents read
+    V, docs/learning.md), except a truncated episode's cut, whose target is V there itself."""
+    states = (level_states + reply_end).clamp(max=1)
+    at_cut = torch.nn.functional.one_hot(cut_state, states.shape[1]).to(states.dtype) * truncated[:, None].to(states.dtype)
+    return states * (1 - at_cut)
+
+
+def oreo_losses(
+    logp: torch.Tensor, kl_states: torch.Tensor, values: torch.Tensor, b: dict[str, torch.Tensor], *, level: str,
+    beta: float, kl_alpha: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(L_V, L_pi, L_reg, the value states) of a collated batch ``b`` from the policy's taken-token log-probs ``logp``,
+    its per-state KL ``kl_states`` (:func:`.losses.exact_kl`; unused when ``kl_alpha`` is 0) and the values."""
+    if level not in LEVELS:
+        raise OreoError(f"--loss-level: unknown level '{level}' (choose {', '.join(LEVELS)})")
+    mask, ref = b["mask"], b["ref_logp"]
+    # Aborted / --max-length-cut episodes did not end where their tokens end: bootstrap from V there, not from R.
+    cut_state = b["attention_mask"].sum(-1) - 1
+    returns = L.terminal_returns(b["rewards"], values, cut_state, b["truncated"])
+    loss_pi, states = LEVELS[level](logp, ref, values, returns, mask, b["step_ids"], beta)
+    value_mask = value_states(states, b["reply_end"], cut_state, b["truncated"])
+    loss_v = L.oreo_value_loss(values, logp, ref, returns, mask, beta, value_mask)
+    kl = L.kl_regulariser_from_states(kl_states, mask) if kl_alpha > 0 else torch.zeros((), device=logp.device)
+    return loss_v, loss_pi, kl, value_mask

@@ -30,12 +30,13 @@ import torch
 from oreo_agents.console import console
 from oreo_agents.config import save_yaml
 from oreo_agents.errors import OreoError
-from oreo_agents.learning import checkpoints as C
-from oreo_agents.learning import data as D
-from oreo_agents.learning import distributed as dist
+import oreo_agents.learning.checkpoints as C
+import oreo_agents.learning.data as D
+import oreo_agents.learning.distributed as dist
 from oreo_agents.learning.config import REF_CACHE_AUTO_GB, REF_CACHE_MAX_GB, TrainConfig
 from oreo_agents.learning.metrics import MetricsLog, Panel, plot_metrics
 from oreo_agents.models.loading import PRESETS, load_policy, load_tokenizer, resolve_model
+from oreo_agents.recording.dataset import load_episode_rows
 
 
 def make_accelerator(cfg: TrainConfig):
@@ -108,7 +109,7 @@ class Trainer:
     # --- data ----------------------------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
         cfg, acc = self.cfg, self.acc
-        rows = D.load_episodes(cfg.data, split=cfg.split)
+        rows = load_episode_rows(cfg.data, split=cfg.split)
         cache = Path(cfg.model_cache) if cfg.model_cache else None
         with acc.main_process_first():  # one process builds/converts a tiny or smollm2 model, the others reuse it
             self.model_path = resolve_model(cfg.model, cache_dir=cache, texts=list(D.episode_texts(rows)) if cfg.model in PRESETS else None)

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from oreo_agents.turns import Decision, Turn, history_rows
-from oreo_agents.models.generation import Completion, GenerationBackend, SamplingParams, derive_seed, make_backend
+from oreo_agents.models.backends import make_backend
+from oreo_agents.models.sampling import Completion, GenerationBackend, SamplingParams, derive_seed
 from oreo_agents.prompting import PromptFormat, context_ids, format_for
 
 INFO_EPISODE_ID = "episode_id"  # put in info by oreo_agents.recording.RecordEpisode (no upward import for one name)

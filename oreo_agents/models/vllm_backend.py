@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from oreo_agents.errors import OreoError
-from oreo_agents.models.generation import Completion, SamplingParams, derive_seed
+from oreo_agents.models.sampling import Completion, SamplingParams, derive_seed
 
 
 def _import_vllm() -> Any:

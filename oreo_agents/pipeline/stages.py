@@ -102,7 +102,7 @@ def collect_stage(cfg: LoopConfig, out: Path, *, policy: str, model: str | None 
 
 
 def train_stage(cfg: LoopConfig, out: Path, *, algo: str, data: list[Path], model: str, **overrides: Any) -> dict[str, Any]:
-    from oreo_agents.learning.baselines import make_trainer
+    from oreo_agents.learning import make_trainer
     from oreo_agents.learning.config import TrainConfig
 
     train_cfg = TrainConfig(algo=algo, data=[str(d) for d in data], model=model, out=str(out), seed=cfg.seed,
@@ -204,7 +204,7 @@ def print_verdict(rows: list[Any], metric: str) -> None:
 def value_stage(out: Path, agent: AgentSpec, value: str) -> dict[str, Any]:
     """The value lens for ``value`` on the episodes ``agent`` played in the eval stage (training games and held out)."""
     from oreo_agents.agent.value_report import headline, value_report_for
-    from oreo_agents.learning.data import load_episodes
+    from oreo_agents.recording.dataset import load_episode_rows as load_episodes
 
     rows = load_episodes([out / agent.folder])
     summary = value_report_for(value, rows, out / "value", title=f"{agent.name}: its value model on its eval episodes")

@@ -19,7 +19,7 @@ from fake_episodes import episode, write_dataset
 
 from oreo_agents.errors import OreoError
 from oreo_agents.learning import checkpoints as C
-from oreo_agents.learning.baselines import make_trainer
+from oreo_agents.learning import make_trainer
 from oreo_agents.learning.config import TrainConfig
 
 

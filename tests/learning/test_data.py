@@ -9,12 +9,13 @@ import torch
 
 from oreo_agents.errors import DataNotFoundError, SchemaError
 from oreo_agents.learning import data as D
+from oreo_agents.recording.dataset import load_episode_rows
 from oreo_agents.models.loading import build_tiny_model, load_policy, load_tokenizer
 
 
 @pytest.fixture
 def setup(mixed_dataset: Path, tmp_path: Path):
-    rows = D.load_episodes([mixed_dataset.parent])
+    rows = load_episode_rows([mixed_dataset.parent])
     model = build_tiny_model(D.episode_texts(rows), tmp_path / "m")
     tok = load_tokenizer(model)
     return rows, model, tok, D.encode_episodes(rows, tok, max_length=512)
@@ -56,13 +57,13 @@ def test_reference_cache_matches_a_forward_pass_and_is_reused(setup, tmp_path: P
 
 def test_dataset_errors_name_the_problem(tmp_path: Path):
     with pytest.raises(DataNotFoundError, match="not found"):
-        D.load_episodes([tmp_path / "nothing.parquet"])
+        load_episode_rows([tmp_path / "nothing.parquet"])
     import datasets
 
     bad = tmp_path / "bad.parquet"
     datasets.Dataset.from_list([{"task_id": "a", "steps": []}]).to_parquet(str(bad))
     with pytest.raises(SchemaError, match="lacks the field"):
-        D.load_episodes([bad])
+        load_episode_rows([bad])
 
 
 def test_selection_per_algorithm(setup):
@@ -100,7 +101,7 @@ def test_aborted_and_max_length_cut_episodes_are_marked_truncated(mixed_dataset:
     aborted = episode(0, False, sample=5, policy="model")
     aborted.termination = "aborted"
     path = write_dataset(tmp_path / "cut" / "a.parquet", [episode(0, True), episode(1, False), aborted])
-    rows = D.load_episodes([path])
+    rows = load_episode_rows([path])
     tok = load_tokenizer(build_tiny_model(D.episode_texts(rows), tmp_path / "m"))
     full = D.encode_episodes(rows, tok, max_length=4096)
     assert [it["truncated"] for it in full] == [False, False, True]  # an env step limit ("truncated" failure) is finished
@@ -131,7 +132,7 @@ def test_recorded_ids_from_another_tokenizer_are_retokenized(tmp_path: Path, cap
     big = [_recorded(episode(t, ok), "Qwen/Qwen2.5-1.5B@0123456789ab", [151000, 7], [150000, 3]) for t in range(2) for ok in (True, False)]
     own = _recorded(episode(0, True, sample=1), tokenizer_id(tok), [5, 6], [9, 10])
     path = write_dataset(tmp_path / "rollouts" / "r.parquet", [*big, own])
-    rows = D.load_episodes([path])
+    rows = load_episode_rows([path])
     items = D.encode_episodes(rows, tok, max_length=4096)
     expected = D.encode_episodes([r.to_row() for r in plain], tok, max_length=4096)
     assert [it["input_ids"] for it in items[:4]] == [it["input_ids"] for it in expected]
@@ -150,7 +151,7 @@ def test_unnamed_tokenizer_with_ids_outside_the_vocabulary_is_refused(tmp_path: 
     tok = load_tokenizer(build_tiny_model(D.episode_texts([rec.to_row()]), tmp_path / "m"))
     path = write_dataset(tmp_path / "old" / "o.parquet", [_recorded(rec, "", [len(tok) + 100], [1])])
     with pytest.raises(OreoError, match=r"o\.parquet.*token id .*outside the model's tokenizer"):
-        D.encode_episodes(D.load_episodes([path]), tok, max_length=4096)
+        D.encode_episodes(load_episode_rows([path]), tok, max_length=4096)
 
 
 def test_micro_batches_group_similar_lengths():

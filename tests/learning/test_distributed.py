@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from oreo_agents.learning.baselines import make_trainer
+from oreo_agents.learning import make_trainer
 from oreo_agents.learning.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,9 +33,10 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def bf16_copy(mixed_dataset: Path, tmp_path: Path) -> Path:
     """A tiny policy folder stored the way Qwen2.5 / Llama releases are: bf16 weights, ``"dtype": "bfloat16"``."""
     from oreo_agents.learning import data as D
+    from oreo_agents.recording.dataset import load_episode_rows
     from oreo_agents.models.loading import load_policy, load_tokenizer, resolve_model
 
-    rows = D.load_episodes([str(mixed_dataset)])
+    rows = load_episode_rows([str(mixed_dataset)])
     src = resolve_model("tiny", cache_dir=tmp_path / "cache", texts=list(D.episode_texts(rows)))
     dst = tmp_path / "bf16-policy"
     model = load_policy(src, dtype=torch.bfloat16)

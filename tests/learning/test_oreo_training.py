@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fake_episodes import episode, write_dataset
 
-from oreo_agents.learning.baselines import make_trainer
+from oreo_agents.learning import make_trainer
 from oreo_agents.learning.config import TrainConfig
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from oreo_agents.learning.baselines import make_trainer
+from oreo_agents.learning import make_trainer
 from oreo_agents.learning.config import TrainConfig
 
 

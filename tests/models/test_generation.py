@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from oreo_agents.errors import OreoError  # noqa: E402
-from oreo_agents.models.generation import HFBackend, SamplingParams, make_backend  # noqa: E402
+from oreo_agents.models.backends import make_backend  # noqa: E402
+from oreo_agents.models.generation import HFBackend, SamplingParams  # noqa: E402
 from tests.models.tiny_lm import build  # noqa: E402
 
 

@@ -13,7 +13,7 @@ from oreo_agents.recording import iter_episodes, load_episodes
 def test_missing_columns_are_named(tmp_path):
     path = tmp_path / "episodes.parquet"
     pq.write_table(pa.table({"episode_id": ["a"], "task_id": ["t"], "steps": [[]]}), path)
-    with pytest.raises(SchemaError, match=r"episodes.parquet lacks column\(s\) initial_observation, total_reward, success"):
+    with pytest.raises(SchemaError, match=r"episodes.parquet lacks the field\(s\) initial_observation, total_reward, success"):
         load_episodes(path)
 
 
