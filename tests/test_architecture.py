@@ -16,6 +16,7 @@ LAYERS: list[tuple[int, str]] = [
     (0, "oreo_agents.errors"),
     (0, "oreo_agents.console"),
     (0, "oreo_agents.config"),
+    (0, "oreo_agents.stats"),
     (1, "oreo_agents.envs"),
     (2, "oreo_agents.turns"),
     (2, "oreo_agents.prompting"),
