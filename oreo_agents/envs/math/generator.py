@@ -27,7 +27,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from oreo_agents.envs.math.problems import Problem
+from oreo_agents.envs.math.problem import Problem
 from oreo_agents.errors import OreoError
 
 SPLITS = ("train", "test")
