@@ -139,6 +139,8 @@ class MathEnv(TextEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(max_steps=max_steps, render_mode=render_mode)
+        if num_tasks is not None and num_tasks < 1:
+            raise OreoError(f"num_tasks must be >= 1 (got {num_tasks})")
         if problems is None:
             problems = load_problems(
                 source,
@@ -150,8 +152,6 @@ class MathEnv(TextEnv):
                 hub_name=hub_name,
             )
         elif num_tasks is not None:
-            if num_tasks < 1:
-                raise OreoError(f"num_tasks must be >= 1 (got {num_tasks})")
             problems = list(problems)[:num_tasks]
         if not problems:
             raise OreoError("MathEnv needs at least one problem")

@@ -180,7 +180,7 @@ def generate_problems(
                 if at_most:
                     return problems
                 raise OreoError(
-                    f"num_problems={n} is more than level {level} holds in split '{split}' (found {len(problems)})"
+                    f"{n} problems are more than level {level} holds in split '{split}' (found {len(problems)})"
                 )
             continue
         misses = 0

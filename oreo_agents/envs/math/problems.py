@@ -233,7 +233,7 @@ def _hub_rows(source: str, split: str, hub_name: str | None) -> tuple[list[dict[
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataNotFoundError(
-            f"{source}: no local file given (path=...) and the hub dataset could not be loaded ({first[:200]})"
+            f"{source}: no local file given (data_path=...) and the hub dataset could not be loaded ({first[:200]})"
         ) from exc
 
 
