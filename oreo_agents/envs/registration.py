@@ -14,8 +14,6 @@ orders work::
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import inspect
 import sys
 from typing import Any
 
@@ -51,9 +49,11 @@ def register_envs() -> None:
 # -- lazy registration ------------------------------------------------------------------------------------------------
 
 
-class _RegisterAfterGymnasium(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: when ``gymnasium`` is about to be imported, it wraps the real loader so that the ids are
-    registered right after gymnasium's ``__init__`` has run, then leaves ``sys.meta_path``."""
+class _RegisterAfterGymnasium:
+    """A ``sys.meta_path`` finder that finds nothing itself: when ``gymnasium`` is about to be imported, it wraps the
+    real loader so that the ids are registered right after gymnasium's ``__init__`` has run, then leaves
+    ``sys.meta_path``. (No ``importlib.abc`` base class: finders and loaders are duck-typed, and importing
+    ``importlib.abc`` alone would cost more than the rest of ``import oreo_agents``.)"""
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name != "gymnasium":
@@ -72,7 +72,7 @@ class _RegisterAfterGymnasium(importlib.abc.MetaPathFinder):
         return spec
 
 
-class _RegisteringLoader(importlib.abc.Loader):
+class _RegisteringLoader:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
@@ -137,6 +137,8 @@ def _entry_point(env_id: str) -> Any:
 
 def options_of(env: str) -> frozenset[str] | None:
     """The constructor options an env takes (besides the id's registered defaults); None when it takes any."""
+    import inspect
+
     entry = _entry_point(resolve(env))
     params = inspect.signature(entry).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
