@@ -51,17 +51,19 @@ def register_envs() -> None:
 
 class _RegisterAfterGymnasium:
     """A ``sys.meta_path`` finder that finds nothing itself: when ``gymnasium`` is about to be imported, it wraps the
-    real loader so that the ids are registered right after gymnasium's ``__init__`` has run, then leaves
-    ``sys.meta_path``. (No ``importlib.abc`` base class: finders and loaders are duck-typed, and importing
-    ``importlib.abc`` alone would cost more than the rest of ``import oreo_agents``.)"""
+    real loader so that the ids are registered right after gymnasium's ``__init__`` has run, and then leaves
+    ``sys.meta_path``. It stays until gymnasium actually loads, so a mere ``importlib.util.find_spec("gymnasium")``
+    probe (libraries check what is installed that way) does not use it up. (No ``importlib.abc`` base classes:
+    finders and loaders are duck-typed, and importing ``importlib.abc`` alone costs more than ``import oreo_agents``.)"""
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name != "gymnasium":
             return None
-        _remove_hook()
         for finder in sys.meta_path:
             find = getattr(finder, "find_spec", None)
-            spec = find(name, path, target) if find is not None else None
+            if isinstance(finder, _RegisterAfterGymnasium) or find is None:
+                continue
+            spec = find(name, path, target)
             if spec is not None:
                 break
         else:
@@ -85,6 +87,7 @@ class _RegisteringLoader:
         if module.__spec__ is not None:
             module.__spec__.loader = self.inner
         self.inner.exec_module(module)
+        _remove_hook()
         register_envs()
 
 

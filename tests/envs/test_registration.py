@@ -39,8 +39,10 @@ def test_importing_the_package_imports_neither_gymnasium_nor_numpy():
         "import oreo_agents\nimport gymnasium as gym\n",  # registered right after gymnasium's __init__ runs
         "import gymnasium as gym\nimport oreo_agents\n",  # registered at once
         "import oreo_agents\nimport gymnasium.spaces\nimport gymnasium as gym\n",  # a submodule first
+        # a library probing what is installed does not use the hook up
+        "import oreo_agents, importlib.util\nassert importlib.util.find_spec('gymnasium')\nimport gymnasium as gym\n",
     ],
-    ids=["package-first", "gymnasium-first", "submodule-first"],
+    ids=["package-first", "gymnasium-first", "submodule-first", "probed-first"],
 )
 def test_gym_make_works_in_either_import_order(code):
     proc = _python(
