@@ -78,10 +78,10 @@ def main() -> None:
     print(f"ratio value/greedy: {best_of_k / greedy:.2f}x  (target <= 2x)")
 
     policy = ModelPolicy(path, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=0)
-    env = gym.make("oreo_agents/Math-v0", split="test", num_problems=args.problems, max_steps=args.max_steps)
+    env = gym.make("oreo_agents/Math-v0", split="test", num_tasks=args.problems, max_steps=args.max_steps)
     t = time.perf_counter()
     for i in range(args.problems):
-        beam_search(env, policy, value, beams=args.beams, max_steps=args.max_steps, options={"problem": i})
+        beam_search(env, policy, value, beams=args.beams, max_steps=args.max_steps, options={"task": i})
     dt = time.perf_counter() - t
     print(f"beam search B={args.beams}, up to {args.max_steps} steps: {args.problems / dt:.2f} problems/s "
           f"({dt / args.problems:.2f} s/problem)")

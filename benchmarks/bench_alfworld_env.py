@@ -74,7 +74,7 @@ def _ours(games: list[str], repeats: int) -> dict:
         actions = json.loads(Path(game).read_text())["walkthrough"]
         for _ in range(repeats):
             t = time.perf_counter()
-            env.reset(options={"game": i})
+            env.reset(options={"task": i})
             out["reset_s"].append(time.perf_counter() - t)
             out["step_s"].append([])
             # Same raw engine text as stock (our observation is this, cleaned): compare like with like.

@@ -83,7 +83,7 @@ def main() -> None:
         out = tmp / f"ds-{num_envs}-{prefix_cache_mb}"
         writer = ShardWriter(out, {"bench": num_envs}, shard_size=1000)
         summary = collect_episodes(
-            lambda: gym.make("oreo_agents/Math-v0", split="test", num_problems=args.episodes, max_steps=args.max_steps),
+            lambda: gym.make("oreo_agents/Math-v0", split="test", num_tasks=args.episodes, max_steps=args.max_steps),
             policy, writer, episodes=args.episodes, num_envs=num_envs, seed=0, plan_key="bench",
         )
         writer.close(complete=True)

@@ -59,7 +59,7 @@ def main() -> None:
 
     start = time.perf_counter()
     env = gym.make(ENV_FAMILIES["webshop"], split=args.split, expert=True, num_products=args.num_products,
-                   seed=args.seed, data_dir=args.data_dir)
+                   seed=args.seed, data_path=args.data_dir)
     build_s = time.perf_counter() - start
     shop = env.unwrapped
     queries = [t.text for t in shop.tasks[:200]]

@@ -27,9 +27,9 @@ def main() -> None:
     parser.add_argument("--games-root", default=None, help="ALFWorld embedded games root (generated when missing)")
     args = parser.parse_args()
     makers = {
-        "math": lambda: gym.make("oreo_agents/Math-v0", num_problems=100, verify_timeout=1),
+        "math": lambda: gym.make("oreo_agents/Math-v0", num_tasks=100, verify_timeout=1),
         "webshop": lambda: gym.make("oreo_agents/WebShop-v0", num_products=200),
-        "alfworld": lambda: gym.make("oreo_agents/ALFWorld-v0", root=args.games_root, num_games=12, max_steps=50),
+        "alfworld": lambda: gym.make("oreo_agents/ALFWorld-v0", games_root=args.games_root, num_tasks=12, max_steps=50),
     }
     for name in args.envs:
         env = makers[name]().unwrapped

@@ -6,7 +6,7 @@ holding, generated once per test session:
 - ``train``: one game of each of the six task types (``ALFWORLD_TEST_GAMES["train"]`` = 6),
 - ``valid_unseen``: two games (pick_and_place_simple, look_at_obj_in_light).
 
-Use it as ``gym.make("oreo_agents/ALFWorld-v0", root=alfworld_games_root, num_games=6)`` (train) or
+Use it as ``gym.make("oreo_agents/ALFWorld-v0", games_root=alfworld_games_root, num_tasks=6)`` (train) or
 ``ensure_games(alfworld_games_root, split="valid_unseen", num_games=2)``; asking for these counts never generates more.
 Generation takes ~15-30 s on one core. Set ``OREO_AGENTS_TEST_CACHE=/some/dir`` to keep the set between sessions (the
 cache folder is keyed by the generator version and the alfworld grammar hash, so a stale set is never reused).

@@ -1,6 +1,6 @@
 """Evaluation: success rate (ALFWorld, web shop) or accuracy (math) by split and task type, with confidence intervals.
 
-Every game / problem of a split is played once, in order (``reset(options={"game": i})`` / ``{"problem": i}``), by
+Every game / problem of a split is played once, in order (``reset(options={"task": i})``), by
 ``num_envs`` envs stepped together so a model decides for all of them in one batched call::
 
     >>> outcomes = run_episodes(lambda: gym.make("oreo_agents/ALFWorld-v0", split="valid_unseen"), agent,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,16 +87,8 @@ class CollectConfig:
 
 # Settings that do not change what an episode contains, so a resume may change them.
 _NOT_CONTENT = {"episodes", "num_envs", "out", "resume", "shard_size", "device"}
-# Config field -> env constructor keyword, in the order the env's signature is checked.
-_ENV_KWARGS = {
-    "split": ("split",),
-    "data_path": ("data_path", "path", "data_dir"),
-    "games_root": ("root",),
-    "source": ("source",),
-    "task_types": ("task_types",),
-    "max_steps": ("max_steps",),
-    "num_tasks": ("num_games", "num_problems", "num_tasks"),
-}
+# Config fields that are env options: their names are the envs' own (oreo_agents.envs.make's vocabulary).
+ENV_OPTIONS = ("split", "data_path", "games_root", "source", "task_types", "max_steps", "num_tasks")
 
 
 # Settings that name files or folders: stored resolved, compared resolved (./x/ and /abs/x are the same folder).
@@ -131,55 +122,18 @@ def content_settings(cfg: CollectConfig) -> dict[str, Any]:
     return out
 
 
-def resolve_env_id(name: str) -> str:
-    from oreo_agents.envs import ENV_FAMILIES
-
-    if name in ENV_FAMILIES:
-        return ENV_FAMILIES[name]
-    import importlib
-
-    import gymnasium as gym
-
-    env_id = name
-    try:
-        if ":" in name:  # Gymnasium's "module:Id" form: importing the module registers the id
-            module, env_id = name.split(":", 1)
-            importlib.import_module(module)
-        return gym.spec(env_id).id
-    except Exception as exc:  # gymnasium raises several error types for unknown / unimportable ids
-        raise OreoError(
-            f"--env {name}: not an env family ({', '.join(ENV_FAMILIES)}) nor a registered Gymnasium id ({exc})"
-        ) from None
-
-
 def env_kwargs(cfg: CollectConfig, env_id: str, needs_expert: bool) -> dict[str, Any]:
-    """Constructor keywords for the env from the options that were set, checked against its signature."""
-    import gymnasium as gym
+    """``oreo_agents.envs.make`` options from the env settings that were set (None / [] leave the env's default);
+    make checks each against the env."""
+    from oreo_agents.envs import options_of
 
-    spec = gym.spec(env_id)
-    entry = spec.entry_point
-    if isinstance(entry, str):
-        module, attr = entry.split(":")
-        import importlib
-
-        try:
-            entry = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise OreoError(f"--env: env {env_id} cannot be loaded ({entry}: {exc})") from None
-    params = inspect.signature(entry).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    kwargs: dict[str, Any] = {}
-    defaults = {f.name: f.default for f in dataclasses.fields(CollectConfig)}
-    for name, candidates in _ENV_KWARGS.items():
-        value = getattr(cfg, name)
-        if value is None or value == [] or (name == "split" and value == defaults["split"] and "split" not in params):
-            continue
-        target = next((c for c in candidates if c in params), candidates[0] if takes_any else None)
-        if target is None:
-            raise OreoError(f"--{name.replace('_', '-')} is not an option of env {env_id}")
-        kwargs[target] = value
+    kwargs = {name: getattr(cfg, name) for name in ENV_OPTIONS if getattr(cfg, name) not in (None, [])}
+    accepted = options_of(env_id)
+    default_split = next(f.default for f in dataclasses.fields(CollectConfig) if f.name == "split")
+    if accepted is not None and "split" not in accepted and kwargs.get("split") == default_split:
+        del kwargs["split"]  # a third-party env without splits, and no split asked for
     if needs_expert:
-        if "expert" not in params and not takes_any:
+        if accepted is not None and "expert" not in accepted:
             raise OreoError(f"--policy {cfg.policy} needs an expert, and env {env_id} has none (no 'expert' option)")
         kwargs["expert"] = True
     return kwargs
@@ -224,14 +178,13 @@ def collect(**kwargs: Any) -> None:
 
 
 def run_collect(cfg: CollectConfig) -> Any:
-    import gymnasium as gym
-
+    from oreo_agents import envs
     from oreo_agents.policies import NEEDS_EXPERT
     from oreo_agents.recording.fingerprints import FINGERPRINT_KEYS, DigestCache
     from oreo_agents.recording.locks import LOCK_DIR
     from oreo_agents.recording.writer import ShardWriter, read_manifest
 
-    env_id = resolve_env_id(cfg.env)
+    env_id = envs.resolve(cfg.env)
     kwargs = env_kwargs(cfg, env_id, cfg.policy in NEEDS_EXPERT)
     if cfg.policy == "model":
         if cfg.model is None:
@@ -239,7 +192,7 @@ def run_collect(cfg: CollectConfig) -> Any:
         if cfg.select in ("value", "admissible") and not cfg.value:
             raise OreoError(f"--select {cfg.select} needs --value DIR (a value model from `oreo-agents train --algo oreo`)")
     digests = DigestCache(Path(cfg.out) / LOCK_DIR / "digests.json" if read_manifest(cfg.out) else None)
-    settings = fingerprint_settings(cfg, content_settings(cfg), lambda: gym.make(env_id, **kwargs), digests)
+    settings = fingerprint_settings(cfg, content_settings(cfg), lambda: envs.make(env_id, **kwargs), digests)
     writer = ShardWriter(cfg.out, settings, resume=cfg.resume, shard_size=cfg.shard_size, path_keys=PATH_SETTINGS,
                          unverified_keys=FINGERPRINT_KEYS)
     digests.path = Path(cfg.out) / LOCK_DIR / "digests.json"
@@ -276,9 +229,8 @@ def fingerprint_settings(cfg: CollectConfig, settings: dict[str, Any], make_env:
 
 
 def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str, Any]) -> Any:
-    import gymnasium as gym
-
     import oreo_agents
+    from oreo_agents import envs
     from oreo_agents.policies import make_policy
     from oreo_agents.recording.collect import CollectProgress, collect_episodes
     from oreo_agents.recording.schema import EpisodeMetadata
@@ -339,7 +291,7 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
         previous = None
     try:
         summary = collect_episodes(
-            lambda: gym.make(env_id, **kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
+            lambda: envs.make(env_id, **kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
             samples_per_task=cfg.samples_per_task, seed=cfg.seed, metadata=metadata, env_id=env_id,
             plan_key=plan_key, task_options=task_reset_options, progress=progress,
         )

@@ -91,8 +91,6 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
     The episodes of each (policy, selection) are saved as a recorded dataset in ``out/episodes/<agent>/`` either way;
     with ``report`` and ``--value``, the value lens runs on them (``out/value/``).
     """
-    import gymnasium as gym
-
     import oreo_agents  # noqa: F401  (registers the env ids)
     from oreo_agents.agent import build_agent
     from oreo_agents.agent.evaluate import (
@@ -103,10 +101,10 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
         write_reports,
     )
     from oreo_agents.agent.selection import SELECT_MODES
-    from oreo_agents.cli.collect import resolve_env_id
+    from oreo_agents import envs
     from oreo_agents.cli.play import env_options
 
-    env_id = resolve_env_id(cfg.env)
+    env_id = envs.resolve(cfg.env)
     is_math = "Math" in env_id
     splits = cfg.split or (["valid_seen", "valid_unseen"] if "ALFWorld" in env_id else ["test"])
     for mode in cfg.select:
@@ -132,7 +130,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                     raise OreoError(f"--select {mode} needs a policy checkpoint and a value model (--value <dir>)")
                 for split in splits:
                     def make_env(split: str = split) -> Any:
-                        return gym.make(env_id, **env_options(cfg, env_id, needs_expert=policy == "expert", split=split))
+                        return envs.make(env_id, **env_options(cfg, env_id, needs_expert=policy == "expert", split=split))
 
                     probe = make_env()
                     total = cfg.episodes or episode_count(probe)

@@ -105,7 +105,7 @@ def check(split: str, task_types: tuple[str, ...], root: Path | None, data_path:
     env = gym.make("oreo_agents/ALFWorld-v0", games=files, split=split, expert=True, max_steps=max_steps)
     total, won, steps = Counter(), Counter(), Counter()
     for i in track(range(len(files)), description="expert playing", console=console):
-        _, info = env.reset(seed=i, options={"game": i})
+        _, info = env.reset(seed=i, options={"task": i})
         done, n = False, 0
         while not done:
             _, _, terminated, truncated, info = env.step(info["expert_action"])

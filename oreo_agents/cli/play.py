@@ -180,21 +180,20 @@ def play(**kwargs: Any) -> None:
 
 
 def run_play(cfg: PlayConfig) -> dict[str, Any]:
-    import gymnasium as gym
     from rich.console import Console
 
     import oreo_agents  # noqa: F401  (registers the env ids)
     from oreo_agents.agent import build_agent
-    from oreo_agents.cli.collect import resolve_env_id
+    from oreo_agents import envs
     from oreo_agents.envs.core import INFO_TASK_ID, INFO_WON
     from oreo_agents.turns import Turn
     from oreo_agents.turns import StepRecord
 
-    env_id = resolve_env_id(cfg.env)
+    env_id = envs.resolve(cfg.env)
     agent = build_agent(cfg.policy, value=cfg.value, select=cfg.select, k=cfg.k, temperature=cfg.temperature,
                         top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, backend=cfg.backend,
                         device=cfg.device, dtype=cfg.dtype)
-    env = gym.make(env_id, **env_options(cfg, env_id, needs_expert=cfg.policy == "expert"))
+    env = envs.make(env_id, **env_options(cfg, env_id, needs_expert=cfg.policy == "expert"))
     max_steps = getattr(env.unwrapped, "max_steps", None)
     rich_frames = is_interactive()
     interactive = rich_frames and not cfg.step  # manual stepping prints frame after frame instead of a Live view
@@ -290,9 +289,9 @@ def env_options(cfg: Any, env_id: str, *, needs_expert: bool, **override: Any) -
     """Env constructor keywords from the env options of ``cfg`` (same names and checks as ``collect``)."""
     import dataclasses
 
-    from oreo_agents.cli.collect import _ENV_KWARGS, CollectConfig, env_kwargs
+    from oreo_agents.cli.collect import ENV_OPTIONS, CollectConfig, env_kwargs
 
-    values = {name: getattr(cfg, name) for name in _ENV_KWARGS if hasattr(cfg, name)}
+    values = {name: getattr(cfg, name) for name in ENV_OPTIONS if hasattr(cfg, name)}
     values.update(override)
     names = {f.name for f in dataclasses.fields(CollectConfig)}
     collect_cfg = CollectConfig(**{k: v for k, v in values.items() if k in names})

@@ -65,7 +65,7 @@ class Shop:
         from oreo_agents.envs.webshop.env import WebShopEnv
 
         self.cfg = cfg
-        self._make = lambda: WebShopEnv(split=cfg.split, max_steps=cfg.max_steps, data_dir=cfg.data_dir,
+        self._make = lambda: WebShopEnv(split=cfg.split, max_steps=cfg.max_steps, data_path=cfg.data_dir,
                                         num_products=cfg.num_products, seed=cfg.seed)
         self.catalog = self._make().catalog  # load (and validate) the data once, before the first visitor
         self.sessions: OrderedDict[str, Any] = OrderedDict()

@@ -1,13 +1,20 @@
 """Gymnasium text environments: ALFWorld (embodied), math word problems (reasoning), a web shop (web).
 
-No torch here. Envs are registered by id with string entry points, so registering imports no game engine::
+No torch here, and importing this package imports neither gymnasium nor any game engine: the ids are registered with
+string entry points as soon as gymnasium is imported (see :mod:`.registration`)::
 
     >>> import gymnasium as gym
-    >>> import oreo_agents  # registers the ids
+    >>> import oreo_agents  # the ids are registered when gymnasium is (in either import order)
     >>> env = gym.make("oreo_agents/ALFWorld-v0", split="train")  # doctest: +SKIP
     >>> obs, info = env.reset(seed=0)                              # doctest: +SKIP
     >>> info["admissible_commands"][:2]                             # doctest: +SKIP
     ['examine countertop 1', 'go to cabinet 1']
+
+or, by family name and with the shared option vocabulary (``split``, ``data_path``, ``num_tasks``, ``task_types``,
+``max_steps``, ``expert``; ``reset(options={"task": i})`` picks a task in every env)::
+
+    >>> from oreo_agents.envs import make
+    >>> env = make("alfworld", split="valid_unseen", num_tasks=6, max_steps=40)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,33 +27,19 @@ from oreo_agents.envs.core import (
     INFO_TASK_ID,
     INFO_TASK_TYPE,
     INFO_WON,
+    TASK_OPTION,
     TEXT_SPACE_MAX_LENGTH,
     text_space,
 )
-
-# id -> (entry point, default kwargs). One place, so every id and its default step limit are listed together.
-ENV_SPECS: dict[str, tuple[str, dict]] = {
-    "oreo_agents/ALFWorld-v0": ("oreo_agents.envs.alfworld.env:ALFWorldEnv", {}),
-    "oreo_agents/Math-v0": ("oreo_agents.envs.math.env:MathEnv", {}),
-    "oreo_agents/WebShop-v0": ("oreo_agents.envs.webshop.env:WebShopEnv", {}),
-}
-
-# Short names used by the CLI (`--env alfworld`).
-ENV_FAMILIES: dict[str, str] = {
-    "alfworld": "oreo_agents/ALFWorld-v0",
-    "math": "oreo_agents/Math-v0",
-    "webshop": "oreo_agents/WebShop-v0",
-}
-
-
-def register_envs() -> None:
-    """Register every oreo_agents env id with Gymnasium (idempotent)."""
-    from gymnasium.envs.registration import register, registry
-
-    for env_id, (entry_point, kwargs) in ENV_SPECS.items():
-        if env_id not in registry:
-            register(id=env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=False)
-
+from oreo_agents.envs.registration import (
+    ENV_FAMILIES,
+    ENV_SPECS,
+    make,
+    options_of,
+    register_envs,
+    register_when_gymnasium_loads,
+    resolve,
+)
 
 __all__ = [
     "ENV_FAMILIES",
@@ -58,7 +51,12 @@ __all__ = [
     "INFO_TASK_ID",
     "INFO_TASK_TYPE",
     "INFO_WON",
+    "TASK_OPTION",
     "TEXT_SPACE_MAX_LENGTH",
+    "make",
+    "options_of",
     "register_envs",
+    "register_when_gymnasium_loads",
+    "resolve",
     "text_space",
 ]

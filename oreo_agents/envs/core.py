@@ -20,8 +20,10 @@ Keys every env puts in ``info`` (constants below, so wrappers and policies never
 from __future__ import annotations
 
 import string
+from typing import TYPE_CHECKING
 
-from gymnasium import spaces
+if TYPE_CHECKING:  # gymnasium (and numpy) load with the envs themselves, not with this vocabulary module
+    from gymnasium import spaces
 
 INFO_ADMISSIBLE = "admissible_commands"
 INFO_TASK_ID = "task_id"
@@ -38,9 +40,11 @@ TERMINATION_TRUNCATED = "truncated"  # step limit
 TERMINATION_INVALID = "invalid_action"  # the policy's reply could not be parsed into an action (OREO: reward 0)
 TERMINATION_ABORTED = "aborted"  # stopped from outside (e.g. context length exceeded)
 
-# Envs that list their tasks, and the reset option that picks one by index. collect cycles tasks in order, eval plays
-# each once and play's --game picks one: all read this one table.
-TASK_LISTS = (("game_files", "game"), ("problems", "problem"), ("tasks", "task"))
+# The reset option that picks a task (by index, or by id / game folder) in every env: ``reset(options={"task": 3})``.
+TASK_OPTION = "task"
+# Envs that list their tasks, by the attribute holding the list. collect cycles tasks in order, eval plays each once and
+# play's --game picks one: all read this one table.
+TASK_LISTS = ("game_files", "problems", "tasks")
 
 TEXT_SPACE_MAX_LENGTH = 100_000
 # Printable text plus the whitespace the games use; declared honestly so check_env can sample valid strings.
@@ -49,6 +53,8 @@ TEXT_CHARSET = frozenset(string.printable)
 
 def text_space(max_length: int = TEXT_SPACE_MAX_LENGTH) -> spaces.Text:
     """The observation/action space of a text env: printable strings up to ``max_length`` characters."""
+    from gymnasium import spaces
+
     return spaces.Text(max_length=max_length, min_length=0, charset="".join(sorted(TEXT_CHARSET)))
 
 
@@ -66,10 +72,10 @@ def sanitize_action(action: object, max_length: int = 1_000) -> str:
 def task_list(env: object) -> tuple[str, int] | None:
     """(reset option, number of tasks) of an env that lists its tasks (see ``TASK_LISTS``), else None."""
     base = getattr(env, "unwrapped", env)
-    for attr, option in TASK_LISTS:
+    for attr in TASK_LISTS:
         items = getattr(base, attr, None)
         if items is not None and hasattr(items, "__len__"):
-            return option, len(items)
+            return TASK_OPTION, len(items)
     return None
 
 

@@ -121,7 +121,7 @@ def collect_episodes(
         metadata: provenance copied onto every episode (``extra`` gets the plan position added).
         plan_key: names the collection in episode ids (see :func:`plan_episodes`).
         task_options: ``(env, task_slot) -> reset options`` for envs that can be told which task to play (e.g.
-            ``{"game": slot % n_games}``); without it the task is whatever ``reset(seed=seed + slot)`` picks.
+            ``{"task": slot % n_tasks}``); without it the task is whatever ``reset(seed=seed + slot)`` picks.
         progress: a :class:`CollectProgress`-like object (``start(total, done)``, ``update(summary)``), or None.
         share: ``(i, n)``: play only the planned episodes whose plan index is ``i`` mod ``n`` — one of ``n``
             cooperating collectors writing into one folder, each with a ``ShardWriter(..., share=f"{i}-of-{n}")``.

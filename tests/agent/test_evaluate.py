@@ -22,7 +22,7 @@ def test_wilson_and_bootstrap_intervals():
 
 
 def test_expert_on_math_and_alfworld_and_report_files(alfworld_games_root, tmp_path):
-    math_out = run_episodes(lambda: gym.make("oreo_agents/Math-v0", split="test", num_problems=5, expert=True),
+    math_out = run_episodes(lambda: gym.make("oreo_agents/Math-v0", split="test", num_tasks=5, expert=True),
                             make_policy("expert"), num_envs=3)
     assert len(math_out) == 5 and all(o.success for o in math_out)
     alf_out = run_episodes(

@@ -45,7 +45,7 @@ def test_cached_engine_matches_stock_on_the_real_game():
 
 def test_expert_move_fix_updates_inventory(alfworld_games_root):
     """After "move X to R" the fixed expert's inventory is empty again (stock keeps X there forever)."""
-    from oreo_agents.envs.alfworld.env import TextGame
+    from oreo_agents.envs.alfworld.engine import TextGame
 
     game_file = G.list_games(alfworld_games_root, "train", ["pick_two_obj_and_place"])[0]
     game, expert = TextGame(facts=True), HandcodedExpert(seed=0)

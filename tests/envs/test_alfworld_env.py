@@ -17,8 +17,8 @@ def make(alfworld_games_root):
     envs = []
 
     def _make(**kwargs):
-        kwargs.setdefault("root", alfworld_games_root)
-        kwargs.setdefault("num_games", 6)
+        kwargs.setdefault("games_root", alfworld_games_root)
+        kwargs.setdefault("num_tasks", 6)
         env = gym.make(ENV_ID, **kwargs)
         envs.append(env)
         return env
@@ -64,7 +64,7 @@ def test_same_seed_same_episode(make):
 
 def test_expert_wins_with_reward_one_on_the_winning_step_only(make):
     env = make(expert=True)
-    obs, info = env.reset(options={"game": 0})
+    obs, info = env.reset(options={"task": 0})
     rewards, terminated, truncated = [], False, False
     while not (terminated or truncated):
         obs, reward, terminated, truncated, info = env.step(info[INFO_EXPERT])
@@ -95,7 +95,7 @@ def test_any_action_is_a_normal_step(make, action):
 
 def test_control_characters_are_sanitised_to_the_command(make):
     env = make()
-    _, info = env.reset(options={"game": 0})
+    _, info = env.reset(options={"task": 0})
     command = next(c for c in info[INFO_ADMISSIBLE] if c.startswith("go to "))
     obs, *_ = env.step(command.replace(" ", "\n", 1) + "\x00")
     assert obs.startswith("You arrive at ")
@@ -103,11 +103,11 @@ def test_control_characters_are_sanitised_to_the_command(make):
 
 def test_reset_picks_game_by_index_or_path(make, alfworld_games_root):
     env = make()
-    _, info0 = env.reset(options={"game": 2})
-    _, info1 = env.reset(options={"game": info0["game_file"]})
+    _, info0 = env.reset(options={"task": 2})
+    _, info1 = env.reset(options={"task": info0["game_file"]})
     assert info0[INFO_TASK_ID] == info1[INFO_TASK_ID]
     with pytest.raises(oreo_agents.errors.OreoError, match="out of range"):
-        env.reset(options={"game": 99})
+        env.reset(options={"task": 99})
 
 
 def test_render_ansi_returns_transcript(make):
@@ -119,7 +119,7 @@ def test_render_ansi_returns_transcript(make):
 
 
 def test_make_vec_sync(alfworld_games_root):
-    vec = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="sync", root=alfworld_games_root, num_games=6)
+    vec = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="sync", games_root=alfworld_games_root, num_tasks=6)
     try:
         obs, info = vec.reset(seed=0)
         assert len(obs) == 2 and all(o.startswith("You are in the middle") for o in obs)
@@ -130,7 +130,7 @@ def test_make_vec_sync(alfworld_games_root):
 
 
 def test_task_type_filter(make):
-    env = make(task_types=["pick_two_obj_and_place"], num_games=1)
+    env = make(task_types=["pick_two_obj_and_place"], num_tasks=1)
     _, info = env.reset(seed=0)
     assert info[INFO_TASK_TYPE] == "pick_two_obj_and_place"
 
@@ -138,7 +138,7 @@ def test_task_type_filter(make):
 # --- issue #14 item 13: the expert is right from any state ------------------------------------------------------------
 def _play_expert(env, game, extra=None, prefix=()):
     """Follow info["expert_action"] on one game, playing ``extra`` before every expert step and ``prefix`` first."""
-    obs, info = env.reset(options={"game": game}, seed=game)
+    obs, info = env.reset(options={"task": game}, seed=game)
     terminated = truncated = False
     for action in prefix:
         obs, _, terminated, truncated, info = env.step(action)
@@ -163,7 +163,7 @@ def test_expert_wins_with_a_foreign_command_before_every_step(make, extra, games
 def test_expert_recovers_from_random_detours(make):
     env = make(expert=True, max_steps=60)
     for game in (0, 1):  # the small rooms: each detour costs one replan
-        _, info = env.reset(options={"game": game}, seed=game)
+        _, info = env.reset(options={"task": game}, seed=game)
         rng = env.unwrapped.np_random
         prefix = []
         for _ in range(4):  # random admissible commands: go somewhere, open things, pick something up

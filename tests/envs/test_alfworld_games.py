@@ -44,7 +44,7 @@ def test_fixed_expert_solves_every_generated_game_within_50_steps(alfworld_games
     games = G.list_games(alfworld_games_root, "train") + G.list_games(alfworld_games_root, "valid_unseen")
     env = gym.make("oreo_agents/ALFWorld-v0", games=games, expert=True, max_steps=50)
     for i in range(len(games)):
-        _, info = env.reset(seed=i, options={"game": i})
+        _, info = env.reset(seed=i, options={"task": i})
         done = False
         while not done:
             _, _, terminated, truncated, info = env.step(info["expert_action"])

@@ -16,9 +16,9 @@ from oreo_agents.envs.hostile import fuzz_env, hostile_actions, hostile_math_ans
 
 def _make(env_id, alfworld_root=None):
     kwargs = {
-        "oreo_agents/Math-v0": dict(num_problems=30, verify_timeout=1),
+        "oreo_agents/Math-v0": dict(num_tasks=30, verify_timeout=1),
         "oreo_agents/WebShop-v0": dict(num_products=60),
-        "oreo_agents/ALFWorld-v0": dict(root=alfworld_root, num_games=6, max_steps=40),
+        "oreo_agents/ALFWorld-v0": dict(games_root=alfworld_root, num_tasks=6, max_steps=40),
     }[env_id]
     return gym.make(env_id, **kwargs).unwrapped
 

@@ -17,7 +17,7 @@ from oreo_agents.prompting import MATH_FORMAT
 
 
 def make(**kwargs) -> MathEnv:
-    kwargs.setdefault("num_problems", 30)
+    kwargs.setdefault("num_tasks", 30)
     return MathEnv(**kwargs)
 
 
@@ -32,14 +32,14 @@ def play(env: MathEnv, actions):
 
 @pytest.mark.parametrize("difficulty", [1, 3, 5])
 def test_check_env_is_clean(difficulty):
-    env = gym.make("oreo_agents/Math-v0", difficulty=difficulty, num_problems=10)
+    env = gym.make("oreo_agents/Math-v0", difficulty=difficulty, num_tasks=10)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env.unwrapped)
 
 
 def test_check_env_with_ansi_render():
-    env = gym.make("oreo_agents/Math-v0", num_problems=5, render_mode="ansi")
+    env = gym.make("oreo_agents/Math-v0", num_tasks=5, render_mode="ansi")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env.unwrapped)
@@ -49,9 +49,9 @@ def test_check_env_with_ansi_render():
 
 @pytest.mark.parametrize("difficulty", [1, 2, 3, 4, 5])
 def test_expert_replay_wins(difficulty):
-    env = make(difficulty=difficulty, expert=True, num_problems=8)
+    env = make(difficulty=difficulty, expert=True, num_tasks=8)
     for k in range(8):
-        obs, info = env.reset(options={"problem": k})
+        obs, info = env.reset(options={"task": k})
         for _ in range(env.max_steps):
             obs, reward, terminated, truncated, info = env.step(info[INFO_EXPERT])
             if terminated or truncated:
@@ -72,7 +72,7 @@ def test_observation_is_problem_then_steps_and_rewards_are_sparse():
 
 def test_wrong_answer_terminates_with_zero_reward():
     env = make()
-    _, info = env.reset(options={"problem": 0})
+    _, info = env.reset(options={"task": 0})
     wrong = str(int(env.problem.answer) + 1)
     obs, reward, terminated, truncated, info = env.step(f"#### {wrong}")
     assert (reward, terminated, truncated, info["won"], info["parsed_answer"]) == (0.0, True, False, False, wrong)
@@ -81,7 +81,7 @@ def test_wrong_answer_terminates_with_zero_reward():
 @pytest.mark.parametrize("final", ["####", "#### lots", "#### 18 or 19"])
 def test_malformed_final_answer_ends_with_zero(final):
     env = make()
-    env.reset(options={"problem": 0})
+    env.reset(options={"task": 0})
     _, reward, terminated, _, info = env.step(final)
     assert (reward, terminated, info["won"]) == (0.0, True, False)
 
@@ -109,7 +109,7 @@ def test_step_before_reset_and_after_end_raise():
 
 def test_only_first_non_blank_line_is_a_step():
     env = make(expert=True)
-    _, info = env.reset(options={"problem": 0})
+    _, info = env.reset(options={"task": 0})
     first = info[INFO_EXPERT]
     obs, _, terminated, _, info = env.step(f"\n  {first}\n#### {env.problem.answer}\n")
     assert not terminated  # the final answer on the second line was ignored
@@ -140,7 +140,7 @@ def test_info_keys_and_opt_in_secrets():
 
 def test_expert_finishes_after_the_agent_goes_off_script():
     env = make(difficulty=1, expert=True)
-    _, info = env.reset(options={"problem": 1})
+    _, info = env.reset(options={"task": 1})
     for _ in range(3):
         _, _, _, _, info = env.step("something else")
     assert info[INFO_EXPERT] == f"#### {env.problem.answer}"
@@ -148,15 +148,15 @@ def test_expert_finishes_after_the_agent_goes_off_script():
 
 def test_reset_by_index_id_and_seed():
     env = make()
-    _, info = env.reset(options={"problem": 4})
+    _, info = env.reset(options={"task": 4})
     pid = info[INFO_TASK_ID]
-    assert env.reset(options={"problem": pid})[1][INFO_TASK_ID] == pid
-    assert env.reset(options={"problem": -1})[1][INFO_TASK_ID] == env.problems[-1].id
+    assert env.reset(options={"task": pid})[1][INFO_TASK_ID] == pid
+    assert env.reset(options={"task": -1})[1][INFO_TASK_ID] == env.problems[-1].id
     assert env.reset(seed=7)[0] == env.reset(seed=7)[0]
-    with pytest.raises(OreoError, match="options\\['problem'\\]: no problem 'nope'"):
-        env.reset(options={"problem": "nope"})
-    with pytest.raises(OreoError, match="no problem 30"):
-        env.reset(options={"problem": 30})
+    with pytest.raises(OreoError, match="reset option task='nope': no such problem"):
+        env.reset(options={"task": "nope"})
+    with pytest.raises(OreoError, match="task=30: no such problem"):
+        env.reset(options={"task": 30})
 
 
 def test_bad_kwargs_are_one_line_errors():
@@ -170,7 +170,7 @@ def test_bad_kwargs_are_one_line_errors():
 
 def test_clone_is_independent_and_shares_problems():
     env = make(difficulty=3, expert=True)
-    _, info = env.reset(options={"problem": 2})
+    _, info = env.reset(options={"task": 2})
     obs, *_ , info = env.step(info[INFO_EXPERT])
     twin = env.clone()
     assert twin.problems is env.problems and twin.get_state() == env.get_state()
@@ -196,7 +196,7 @@ def test_clone_rng_is_a_copy():
 
 def test_get_state_set_state_round_trip_and_beam_like_branching():
     env = make(difficulty=2, expert=True)
-    _, info = env.reset(options={"problem": 5})
+    _, info = env.reset(options={"task": 5})
     first = info[INFO_EXPERT]
     env.step(first)
     snapshot = env.get_state()
@@ -220,7 +220,7 @@ def test_boxed_problems_end_on_boxed_or_hashes():
     problems = math_problems(rows, split="test", origin="inline")
     env = MathEnv(problems=problems, source="math", expert=True)
     for final, won in [("The answer is $\\boxed{0.5}$.", True), ("#### \\dfrac{1}{2}", True), ("\\boxed{2}", False)]:
-        _, info = env.reset(options={"problem": 0})
+        _, info = env.reset(options={"task": 0})
         assert info[INFO_TASK_TYPE] == "math-prealgebra-L1"
         _, reward, terminated, _, info = env.step(final)
         assert (terminated, info["won"], reward) == (True, won, float(won))
@@ -265,4 +265,4 @@ def test_default_options_work_on_every_split(split):
     obs, info = env.reset(seed=0)
     assert info["split"] == split and 500 < len(env.unwrapped.problems) <= 1000
     with pytest.raises(OreoError, match="more than level 1 holds"):
-        MathEnv(split="test", num_problems=1000)  # an explicit size the split cannot give is still an error
+        MathEnv(split="test", num_tasks=1000)  # an explicit size the split cannot give is still an error

@@ -78,7 +78,7 @@ def test_difficulty_grows_with_level():
 
 
 def test_exhausted_level_and_bad_arguments_are_clear_errors():
-    with pytest.raises(OreoError, match="num_problems=5000 is more than level 1 holds in split 'test'"):
+    with pytest.raises(OreoError, match="5000 problems are more than level 1 holds in split 'test'"):
         generate_problems(5000, level=1, split="test")
     with pytest.raises(OreoError, match="difficulty must be one of"):
         generate_problems(5, level=0)

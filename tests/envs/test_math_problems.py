@@ -73,8 +73,8 @@ def test_gsm8k_parquet_in_a_folder_picks_the_split(tmp_path):
 
 def test_gsm8k_env_expert_wins_and_numeric_variants_count(tmp_path):
     path = write_jsonl(tmp_path / "gsm.jsonl", GSM8K_ROWS)
-    env = MathEnv(source="gsm8k", path=str(path), split="test", expert=True)
-    _, info = env.reset(options={"problem": 1})
+    env = MathEnv(source="gsm8k", data_path=str(path), split="test", expert=True)
+    _, info = env.reset(options={"task": 1})
     assert env.step(info["expert_action"])[1] == 0.0
     _, reward, terminated, _, info = env.step("#### $19500.00")
     assert (reward, terminated, info["parsed_answer"]) == (1.0, True, "$19500.00")
@@ -131,7 +131,7 @@ def test_math_jsonl_steps_levels_and_types(tmp_path):
     assert all("\\boxed" not in s for s in steps[:-1])  # an early box would end the episode too soon
     env = MathEnv(problems=problems, expert=True)
     for k in range(2):
-        _, info = env.reset(options={"problem": k})
+        _, info = env.reset(options={"task": k})
         while True:
             _, reward, terminated, truncated, info = env.step(info["expert_action"])
             if terminated or truncated:
@@ -172,7 +172,7 @@ def test_reasoning_gym_source():
     assert all(p.steps[-1] == f"#### {p.answer}" and p.task_type == "rg-gsm_symbolic" for p in train)
     env = MathEnv(problems=train, expert=True)
     for k in range(len(train)):
-        _, info = env.reset(options={"problem": k})
+        _, info = env.reset(options={"task": k})
         while True:
             _, reward, terminated, truncated, info = env.step(info["expert_action"])
             if terminated or truncated:

@@ -43,7 +43,8 @@ def test_reset_is_deterministic_and_task_option_picks_instruction():
     obs, info = env.reset(options={"task": 2})
     assert info["task_id"] == env.task_ids[2]
     assert env.reset(options={"task": env.task_ids[5]})[1]["task_id"] == env.task_ids[5]
-    assert env.reset(options={"game": 1})[1]["task_id"] == env.task_ids[1]  # ALFWorld-style alias
+    with pytest.raises(OreoError, match="reset option 'game' was renamed 'task'"):  # the old ALFWorld-style alias
+        env.reset(options={"game": 1})
     with pytest.raises(OreoError, match="out of range"):
         env.reset(options={"task": 10_000})
     test_id = WebShopEnv(split="test", num_products=N).task_ids[0]
@@ -143,3 +144,23 @@ def test_bad_constructor_arguments_are_one_line_errors():
         WebShopEnv(split="dev", num_products=N)
     with pytest.raises(OreoError, match="num_products"):
         WebShopEnv(num_products=3)
+    with pytest.raises(OreoError, match="data_dir was renamed data_path"):
+        WebShopEnv(data_dir="x")
+
+
+def test_num_tasks_keeps_the_first_instructions_of_the_split():
+    full, cut = WebShopEnv(num_products=N), WebShopEnv(num_products=N, num_tasks=5)
+    assert cut.task_ids == full.task_ids[:5]
+    assert cut.reset(options={"task": full.task_ids[4]})[1]["task_id"] == full.task_ids[4]
+    with pytest.raises(OreoError, match="not among this env's 5 tasks"):
+        cut.reset(options={"task": full.task_ids[5]})
+    with pytest.raises(OreoError, match=f"num_tasks={len(full.tasks) + 1}: split 'train' .* holds {len(full.tasks)}"):
+        WebShopEnv(num_products=N, num_tasks=len(full.tasks) + 1)
+
+
+def test_truncation_ends_the_episode():
+    env = WebShopEnv(num_products=N, max_steps=1)
+    env.reset(seed=0)
+    assert env.step("click[nothing]")[3]
+    with pytest.raises(gym.error.ResetNeeded):  # used to step on past the limit
+        env.step("click[nothing]")

@@ -28,7 +28,7 @@ def test_model_policy_collects_exact_ids_and_logprobs(tiny, tmp_path):
     policy = ModelPolicy(tiny, temperature=1.0, max_new_tokens=10, seed=3)
     writer = ShardWriter(tmp_path / "ds", {"test": "model-policy"}, shard_size=10)
     summary = collect_episodes(
-        lambda: gym.make("oreo_agents/Math-v0", num_problems=3, max_steps=3), policy, writer,
+        lambda: gym.make("oreo_agents/Math-v0", num_tasks=3, max_steps=3), policy, writer,
         episodes=4, num_envs=2, samples_per_task=2, seed=0, plan_key="t",
     )
     writer.close(complete=True)

@@ -38,8 +38,8 @@ def test_env_data_fingerprint_names_the_tasks_in_order():
         finally:
             env.close()
 
-    assert fingerprint(num_problems=5) == fingerprint(num_problems=5)
-    assert fingerprint(num_problems=5) != fingerprint(num_problems=6)
+    assert fingerprint(num_tasks=5) == fingerprint(num_tasks=5)
+    assert fingerprint(num_tasks=5) != fingerprint(num_tasks=6)
 
     class NoData(gym.Env):
         pass

@@ -4,6 +4,8 @@ Importing this package imports no game engine; the names below load their module
 
     >>> from oreo_agents.envs.alfworld import ensure_games, list_games
     >>> files = ensure_games(split="valid_unseen", num_games=6)   # doctest: +SKIP
+    >>> from oreo_agents.envs import make
+    >>> env = make("alfworld", split="valid_unseen", num_tasks=6)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ from typing import Any
 
 _EXPORTS = {
     "ALFWorldEnv": "oreo_agents.envs.alfworld.env",
-    "TextGame": "oreo_agents.envs.alfworld.env",
+    "TextGame": "oreo_agents.envs.alfworld.engine",
     "clean_observation": "oreo_agents.envs.alfworld.env",
     "ALFWorldExpert": "oreo_agents.envs.alfworld.expert",
     "HandcodedExpert": "oreo_agents.envs.alfworld.expert",
     "ensure_games": "oreo_agents.envs.alfworld.games",
     "list_games": "oreo_agents.envs.alfworld.games",
     "default_root": "oreo_agents.envs.alfworld.games",
-    "engine_fingerprint": "oreo_agents.envs.alfworld.games",
-    "TASK_TYPES": "oreo_agents.envs.alfworld.games",
-    "SPLITS": "oreo_agents.envs.alfworld.games",
+    "engine_fingerprint": "oreo_agents.envs.alfworld.gamefiles",
+    "TASK_TYPES": "oreo_agents.envs.alfworld.gamefiles",
+    "SPLITS": "oreo_agents.envs.alfworld.gamefiles",
     "generate_game": "oreo_agents.envs.alfworld.generator",
     "solve": "oreo_agents.envs.alfworld.generator",
 }

@@ -12,7 +12,8 @@ depend only on the game, not on the play:
 :class:`CachedPddlEnv` keeps the same engine (Fast Downward's shared library applies operators and checks the goal,
 the grammar derives feedback) and memoises exactly those deterministic results per game, so transcripts are identical
 to the stock engine's. The caches are process-wide and keyed by content hashes, so ``make_vec`` copies in one
-process share them.
+process share them. :class:`TextGame` is one game session on it with ALFWorld's name demangling: what
+:class:`~oreo_agents.envs.alfworld.env.ALFWorldEnv` plays and the game generator checks games with.
 
     >>> env = AlfredDemangler()(CachedPddlEnv(textworld.EnvInfos(admissible_commands=True, won=True)))  # doctest: +SKIP
     >>> env.load("path/to/game.tw-pddl"); state = env.reset()                                            # doctest: +SKIP
@@ -24,10 +25,13 @@ import hashlib
 import re
 import sys
 from collections import Counter, OrderedDict, defaultdict
+from pathlib import Path
 from typing import Any
 
 import fast_downward
+import textworld
 import textworld.logic
+from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
 from textworld.core import GameState
 from textworld.envs.pddl import PddlEnv
 from textworld.envs.pddl import logic as pddl_logic
@@ -293,3 +297,38 @@ class CachedPddlEnv(PddlEnv):
         if "walkthrough" in self.request_infos.extras:
             self.state["extra.walkthrough"] = self.walkthrough or self._pddl_state.replan(self._entity_infos)
         return self.state
+
+
+class TextGame:
+    """One textworld PDDL game session with ALFWorld's name demangling; the engine under :class:`ALFWorldEnv`.
+
+    >>> game = TextGame(facts=True); state = game.load_and_reset("…/game.tw-pddl")   # doctest: +SKIP
+    >>> state = game.step("go to fridge 1"); state["feedback"], state["won"]           # doctest: +SKIP
+    """
+
+    def __init__(self, facts: bool = False) -> None:
+        infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=facts)
+        self._env = AlfredDemangler(shuffle=False)(CachedPddlEnv(infos))
+        self.game_file: str | None = None
+
+    def load_and_reset(self, game_file: str | Path) -> Any:
+        game_file = str(game_file)
+        if game_file != self.game_file:
+            self._env.load(game_file)
+            self.game_file = game_file
+        return self._env.reset()
+
+    def step(self, command: str) -> Any:
+        state, _, _ = self._env.step(command)
+        return state
+
+    def plan(self) -> list[str]:
+        """The engine's own plan from the current state: Fast Downward's ``replan`` on the current facts, as textworld
+        computes ``policy_commands`` and ALFWorld's "planner" expert reads them. Commands, [] when no plan exists."""
+        inner = self._env.unwrapped  # CachedPddlEnv: its entity names were demangled in place by AlfredDemangler
+        return list(inner._pddl_state.replan(inner._entity_infos))
+
+    def close(self) -> None:
+        # Like stock textworld, leave Fast Downward's library loaded: unloading it while ctypes objects that point
+        # into it are still alive crashes the interpreter at exit.
+        self.game_file = None

@@ -15,28 +15,22 @@ The embedded root (``$OREO_AGENTS_DATA/alfworld/embedded``, else ``./envs/alfwor
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-from importlib.metadata import version
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from oreo_agents.envs.alfworld.gamefiles import (  # re-exported: the names callers know this module by
+    DATA_DIR,
+    GAME_FILE,
+    MANIFEST,
+    SPLITS,
+    TASK_TYPES,
+    engine_fingerprint,
+)
 from oreo_agents.errors import DataNotFoundError, OreoError
 
-TASK_TYPES = (
-    "pick_and_place_simple",
-    "look_at_obj_in_light",
-    "pick_clean_then_place_in_recep",
-    "pick_heat_then_place_in_recep",
-    "pick_cool_then_place_in_recep",
-    "pick_two_obj_and_place",
-)
-SPLITS = ("train", "valid_seen", "valid_unseen")
 DEFAULT_NUM_GAMES = 12  # two of each task type: a fresh machine generates these in about a minute
-MANIFEST = "gameset.json"
-DATA_DIR = "json_2.1.1"
-GAME_FILE = "game.tw-pddl"
 HOW_TO_GET_GAMES = (
     "point ALFWORLD_DATA (or --data-path) at real ALFWorld data (run `alfworld-download` where there is network), "
     "or generate games offline with `oreo-agents games generate --split train --num-games 12`"
@@ -62,30 +56,6 @@ def check_task_types(task_types: Sequence[str] | None) -> tuple[str, ...]:
     if bad:
         raise OreoError(f"unknown task type {bad[0]!r}: choose from {', '.join(TASK_TYPES)}")
     return tuple(t for t in TASK_TYPES if t in set(task_types))
-
-
-def _alfworld_file(name: str) -> Path:
-    import alfworld
-
-    return Path(alfworld.__file__).parent / "data" / name
-
-
-def grammar_text() -> str:
-    return _alfworld_file("alfred.twl2").read_text()
-
-
-def domain_text() -> str:
-    return _alfworld_file("alfred.pddl").read_text()
-
-
-def engine_fingerprint() -> dict[str, str]:
-    """alfworld version + hashes of the grammar and domain: command wording changed across alfworld versions."""
-    return {
-        "alfworld_version": version("alfworld"),
-        "textworld_version": version("textworld"),
-        "grammar_sha256": hashlib.sha256(grammar_text().encode()).hexdigest(),
-        "domain_sha256": hashlib.sha256(domain_text().encode()).hexdigest(),
-    }
 
 
 def split_dir(root: Path, split: str) -> Path | None:
@@ -226,12 +196,17 @@ def resolve_games(
     data_path: str | Path | None = None,
     task_types: Sequence[str] | None = None,
     games: Sequence[str | Path] | None = None,
-    num_games: int = DEFAULT_NUM_GAMES,
+    num_games: int | None = None,
     seed: int = 0,
     root: str | Path | None = None,
 ) -> list[Path]:
-    """The env's game list: explicit files, else real data (``data_path`` / ``$ALFWORLD_DATA``), else embedded."""
+    """The env's game list: explicit files, else real data (``data_path`` / ``$ALFWORLD_DATA``), else embedded.
+
+    ``num_games`` keeps the first N explicit or real games (default all) or sizes the embedded set (default
+    ``DEFAULT_NUM_GAMES``)."""
     check_split(split)
+    if num_games is not None and num_games < 1:
+        raise OreoError(f"num_tasks must be >= 1, got {num_games}")
     if games:
         files = []
         for g in games:
@@ -242,7 +217,7 @@ def resolve_games(
             if not (path.parent / "traj_data.json").is_file():
                 raise DataNotFoundError(f"ALFWorld game {g} has no traj_data.json beside it")
             files.append(path)
-        return files
+        return files[:num_games]
     data_path = data_path or _alfworld_data_env(split)
     if data_path:
         files = list_games(data_path, split, task_types)
@@ -251,5 +226,5 @@ def resolve_games(
                 f"no playable {split} games under {data_path} for task types {', '.join(check_task_types(task_types))}"
                 f"; {HOW_TO_GET_GAMES}"
             )
-        return files
-    return ensure_games(root, split, num_games, seed, task_types)
+        return files[:num_games]
+    return ensure_games(root, split, num_games or DEFAULT_NUM_GAMES, seed, task_types)

@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from oreo_agents.envs.alfworld.games import (
+from oreo_agents.envs.alfworld.gamefiles import (
     DATA_DIR,
     GAME_FILE,
     MANIFEST,
@@ -260,7 +260,7 @@ def _problem(name: str, receps: dict, objects: list, lamp: tuple | None, agent_l
 
 def solve(game_file: Path, steps: int = SOLVE_STEPS) -> list[str] | None:
     """The expert's winning command list for a game (through the real engine), or None if it does not win."""
-    from oreo_agents.envs.alfworld.env import TextGame
+    from oreo_agents.envs.alfworld.engine import TextGame
     from oreo_agents.envs.alfworld.expert import HandcodedExpert
 
     global _SOLVER

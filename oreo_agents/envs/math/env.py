@@ -1,7 +1,7 @@
 """``oreo_agents/Math-v0``: one math word problem per episode, one reasoning step per action.
 
     >>> import gymnasium as gym, oreo_agents
-    >>> env = gym.make("oreo_agents/Math-v0", difficulty=1, num_problems=50, expert=True)
+    >>> env = gym.make("oreo_agents/Math-v0", difficulty=1, num_tasks=50, expert=True)
     >>> obs, info = env.reset(seed=0)
     >>> obs == info["goal"]                       # the observation is the problem, then the steps so far
     True
@@ -18,7 +18,8 @@ Rules:
   changes nothing but still counts toward ``max_steps``.
 - The episode terminates on a final-answer step: ``#### x`` (every source) or ``\\boxed{x}`` (``"boxed"`` sources:
   MATH). Reward 1.0 iff the answer is correct (:func:`oreo_agents.envs.math.answers.check_answer`), else 0.0; 0.0 on
-  every other step. It is truncated after ``max_steps`` steps without a final answer.
+  every other step. It is truncated after ``max_steps`` steps without a final answer
+  (:class:`~oreo_agents.envs.base.TextEnv`).
 - ``info``: the :mod:`oreo_agents.envs.core` keys (``task_id`` = problem id, ``task_type`` e.g. ``arith-L2``,
   ``gsm8k``, ``math-algebra-L3``; ``goal`` = the question; ``split``; ``won``; ``admissible_commands`` = []), plus
   ``expert_action`` (the next reference step) only with ``expert=True``, ``reference_answer`` only with
@@ -29,7 +30,7 @@ Branching (for step-level beam search): the whole state is a few strings, so cop
 ``set_state(state)`` snapshot and restore in place::
 
     >>> base = env.unwrapped
-    >>> _ = base.reset(options={"problem": 0})
+    >>> _ = base.reset(options={"task": 0})
     >>> branches = [base.clone() for _ in range(3)]       # three continuations of one partial solution
     >>> snapshot = base.get_state(); _ = base.step("a wrong turn"); base.set_state(snapshot)
 """
@@ -45,6 +46,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 from gymnasium import spaces
 
+from oreo_agents.envs.base import TextEnv
 from oreo_agents.envs.core import (
     INFO_ADMISSIBLE,
     INFO_EXPERT,
@@ -86,7 +88,9 @@ def math_text_space(max_length: int = TEXT_SPACE_MAX_LENGTH) -> spaces.Text:
 
 @dataclass(frozen=True)
 class MathState:
-    """A snapshot of an episode: immutable, so sharing it between branches is safe."""
+    """A snapshot of an episode: immutable, so sharing it between branches is safe. ``num_steps`` and ``done`` are the
+    step counter's (:class:`~oreo_agents.envs.base.TextEnv`): :meth:`MathEnv.get_state` fills them in and
+    :meth:`MathEnv.set_state` restores them, so a restored branch keeps its place toward ``max_steps``."""
 
     problem_index: int
     steps: tuple[str, ...] = ()
@@ -96,32 +100,35 @@ class MathState:
     won: bool = False
 
 
-class MathEnv(gym.Env[str, str]):
+class MathEnv(TextEnv):
     """Math word problems as a multi-step text env (see the module docstring for the rules and an example).
 
     Args:
         source: ``"embedded"`` (the seeded generator), ``"gsm8k"``, ``"math"``, or ``"reasoning-gym:<name>"``.
-        path: a local GSM8K/MATH jsonl/Parquet file or folder; without it ``gsm8k``/``math`` load from the hub.
+        data_path: a local GSM8K/MATH jsonl/Parquet file or folder; without it ``gsm8k``/``math`` load from the hub.
         split: ``"train"`` or ``"test"``.
         difficulty: generator level 1-5 (``embedded`` only).
-        num_problems: keep / generate this many problems (default: all of a file, 1000 generated).
+        num_tasks: keep / generate this many problems (default: all of a file or of ``problems``, 1000 generated).
         max_steps: truncate after this many steps.
         expert: put the next reference step in ``info["expert_action"]``.
         reveal_answer: put the reference answer in ``info["reference_answer"]``.
         seed: generator seed (``embedded``, ``reasoning-gym``); ``reset(seed=...)`` seeds the problem choice.
         problems: use these problems instead of loading a source.
         verify_timeout: seconds allowed to math-verify per answer (``"boxed"`` sources).
+
+    ``reset(options={"task": k})`` plays problem ``k`` (an index, or a problem id).
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
+    renamed_options = {"num_problems": "num_tasks", "path": "data_path", "data_dir": "data_path"}
 
     def __init__(
         self,
         source: str = "embedded",
-        path: str | None = None,
+        data_path: str | None = None,
         split: str = "train",
         difficulty: int = 1,
-        num_problems: int | None = None,
+        num_tasks: int | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
         expert: bool = False,
         reveal_answer: bool = False,
@@ -131,27 +138,27 @@ class MathEnv(gym.Env[str, str]):
         verify_timeout: float = VERIFY_TIMEOUT_S,
         render_mode: str | None = None,
     ) -> None:
-        if max_steps < 1:
-            raise OreoError(f"max_steps must be >= 1 (got {max_steps})")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise OreoError(f"render_mode must be one of {self.metadata['render_modes']} (got {render_mode!r})")
+        super().__init__(max_steps=max_steps, render_mode=render_mode)
+        if num_tasks is not None and num_tasks < 1:
+            raise OreoError(f"num_tasks must be >= 1 (got {num_tasks})")
         if problems is None:
             problems = load_problems(
                 source,
-                path=path,
+                path=data_path,
                 split=split,
                 difficulty=difficulty,
-                num_problems=num_problems,
+                num_problems=num_tasks,
                 seed=seed,
                 hub_name=hub_name,
             )
+        elif num_tasks is not None:
+            problems = list(problems)[:num_tasks]
         if not problems:
             raise OreoError("MathEnv needs at least one problem")
         self.problems: tuple[Problem, ...] = tuple(problems)
         self._index = {p.id: k for k, p in enumerate(self.problems)}
-        self.source, self.split, self.max_steps = source, split, max_steps
+        self.source, self.split = source, split
         self.expert, self.reveal_answer, self.verify_timeout = expert, reveal_answer, verify_timeout
-        self.render_mode = render_mode
         self.observation_space = math_text_space()
         self.action_space = math_text_space()
         self._state: MathState | None = None
@@ -170,21 +177,17 @@ class MathEnv(gym.Env[str, str]):
             return self._index[key]
         if isinstance(key, int) and not isinstance(key, bool) and -len(self.problems) <= key < len(self.problems):
             return key % len(self.problems)
-        raise OreoError(f"options['problem']: no problem {key!r} (give an index below {len(self.problems)} or an id)")
+        raise OreoError(f"reset option task={key!r}: no such problem (give an index below {len(self.problems)} or an id)")
 
-    # --- gym API ------------------------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        """Start an episode on ``options["problem"]`` (index or id), else on a problem drawn with ``np_random``."""
-        super().reset(seed=seed)
-        key = (options or {}).get("problem")
-        index = int(self.np_random.integers(len(self.problems))) if key is None else self.problem_index(key)
+    # --- the episode (TextEnv calls these from reset / step) ----------------------------------------------------
+    def _begin(self, task: Any) -> tuple[str, dict[str, Any]]:
+        """Start an episode on ``task`` (index or id), else on a problem drawn with ``np_random``."""
+        index = int(self.np_random.integers(len(self.problems))) if task is None else self.problem_index(task)
         self._state = MathState(problem_index=index)
         return self._observation(), self._info()
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def _advance(self, action: Any) -> tuple[str, float, bool, dict[str, Any]]:
         state = self._state
-        if state is None or state.done:
-            raise gym.error.ResetNeeded("the episode is over (or never started): call reset()")
         text = action if isinstance(action, str) else str(action)
         lines = [line for line in text.replace("\r", "\n").split("\n") if line.strip()]
         step = to_bmp(sanitize_action(lines[0] if lines else "", max_length=MAX_STEP_CHARS))
@@ -193,27 +196,15 @@ class MathEnv(gym.Env[str, str]):
         won = answer is not None and check_answer(
             answer, problem.answer, problem.answer_format, timeout=self.verify_timeout
         )
-        terminated = answer is not None
-        num_steps = state.num_steps + 1
-        truncated = not terminated and num_steps >= self.max_steps
-        self._state = replace(
-            state,
-            steps=state.steps + ((step,) if step else ()),
-            num_steps=num_steps,
-            done=terminated or truncated,
-            parsed_answer=answer,
-            won=won,
-        )
-        if self.render_mode == "human":
-            self.render()
-        return self._observation(), float(won), terminated, truncated, self._info()
+        self._state = replace(state, steps=state.steps + ((step,) if step else ()), parsed_answer=answer, won=won)
+        return self._observation(), float(won), answer is not None, {}
 
     def render(self) -> str | None:
         """``"ansi"``: the state as text; ``"human"``: print it (Gymnasium's convention for text envs)."""
         if self.render_mode is None or self._state is None:
             return None
         lines = [self._observation()]
-        if self._state.done:
+        if self.episode_over:
             lines.append(f"[answer: {self._state.parsed_answer!r}, correct: {self._state.won}]")
         if self.render_mode == "human":
             print("\n".join(lines))
@@ -225,6 +216,9 @@ class MathEnv(gym.Env[str, str]):
         """An immutable snapshot of the episode (restore it with :meth:`set_state`, on this env or a sibling)."""
         if self._state is None:
             raise gym.error.ResetNeeded("call reset() before get_state()")
+        counters = (self.elapsed_steps, bool(self.episode_over))
+        if (self._state.num_steps, self._state.done) != counters:  # bring the snapshot up to the step counter
+            self._state = replace(self._state, num_steps=counters[0], done=counters[1])
         return self._state
 
     def set_state(self, state: MathState) -> None:
@@ -232,6 +226,7 @@ class MathEnv(gym.Env[str, str]):
         if not isinstance(state, MathState) or not 0 <= state.problem_index < len(self.problems):
             raise OreoError("set_state: not a MathState of this env's problems")
         self._state = state
+        self.elapsed_steps, self.episode_over = state.num_steps, state.done
 
     def clone(self) -> "MathEnv":
         """An independent env at the same state; problems and spaces are shared (read-only), the RNG is copied."""
@@ -257,9 +252,9 @@ class MathEnv(gym.Env[str, str]):
         }
         if self.expert:
             reference = expert_steps(problem)
-            info[INFO_EXPERT] = None if state.done else reference[min(state.num_steps, len(reference) - 1)]
+            info[INFO_EXPERT] = None if self.episode_over else reference[min(self.elapsed_steps, len(reference) - 1)]
         if self.reveal_answer:
             info[INFO_REFERENCE] = problem.answer
-        if state.done:
+        if self.episode_over:
             info[INFO_PARSED] = state.parsed_answer
         return info

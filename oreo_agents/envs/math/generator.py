@@ -27,7 +27,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from oreo_agents.envs.math.problems import Problem
+from oreo_agents.envs.math.problem import Problem
 from oreo_agents.errors import OreoError
 
 SPLITS = ("train", "test")
@@ -180,7 +180,7 @@ def generate_problems(
                 if at_most:
                     return problems
                 raise OreoError(
-                    f"num_problems={n} is more than level {level} holds in split '{split}' (found {len(problems)})"
+                    f"{n} problems are more than level {level} holds in split '{split}' (found {len(problems)})"
                 )
             continue
         misses = 0

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from oreo_agents.envs.math.answers import extract_final_answer, last_boxed
+from oreo_agents.envs.math.problem import Problem, expert_steps  # re-exported: the names callers know this module by
 from oreo_agents.errors import DataNotFoundError, OreoError, SchemaError
 
 SOURCES = ("embedded", "gsm8k", "math", "reasoning-gym:<name>")
@@ -37,34 +37,6 @@ MATH_SUBJECTS = (
     "prealgebra",
     "precalculus",
 )
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One problem: the question, the reference answer and the reference solution as steps (one line each).
-
-    ``steps`` end with the final-answer step (``#### x`` for ``"gsm8k"`` format, a step holding ``\\boxed{x}`` for
-    ``"boxed"``), so replaying them in the env solves the problem: they are the expert's actions.
-    """
-
-    id: str
-    question: str
-    answer: str
-    steps: tuple[str, ...]
-    answer_format: str = "gsm8k"  # "gsm8k" (#### number, strict numeric check) or "boxed" (\boxed{...}, math-verify)
-    source: str = "embedded"
-    difficulty: int | None = None  # generator level, or MATH's Level 1-5
-    task_type: str = ""  # e.g. arith-L2, gsm8k, math-algebra-L3, rg-gsm_symbolic
-    split: str = "train"
-    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-
-def expert_steps(problem: Problem) -> list[str]:
-    """The reference solution as env actions: one line per step, the last one giving the final answer.
-
-    For the recorder's expert policy (SFT data). Each step is a single line; only the last one is a final-answer step.
-    """
-    return list(problem.steps)
 
 
 # --- step splitting ---------------------------------------------------------------------------------------------------
@@ -261,7 +233,7 @@ def _hub_rows(source: str, split: str, hub_name: str | None) -> tuple[list[dict[
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataNotFoundError(
-            f"{source}: no local file given (path=...) and the hub dataset could not be loaded ({first[:200]})"
+            f"{source}: no local file given (data_path=...) and the hub dataset could not be loaded ({first[:200]})"
         ) from exc
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from oreo_agents.envs.base import TextEnv
 from oreo_agents.envs.core import (
     INFO_ADMISSIBLE,
     INFO_EXPERT,
@@ -70,76 +71,80 @@ def printable(text: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def load_shop(
-    data_dir: str | None, num_products: int | None, seed: int, human_goals: bool
+    data_path: str | None, num_products: int | None, seed: int, human_goals: bool
 ) -> tuple[Catalog, SearchEngine]:
     """The catalogue and its search index, cached so many envs in one process share one copy."""
-    if data_dir is None:
+    if data_path is None:
         from oreo_agents.envs.webshop.generator import generate_catalog
 
         catalog = generate_catalog(num_products=num_products or 1000, seed=seed)
     else:
         from oreo_agents.envs.webshop.realdata import load_webshop_data
 
-        catalog = load_webshop_data(data_dir, num_products=num_products, human_goals=human_goals, seed=seed)
+        catalog = load_webshop_data(data_path, num_products=num_products, human_goals=human_goals, seed=seed)
     return catalog, SearchEngine(catalog.products)
 
 
-class WebShopEnv(gym.Env[str, str]):
+class WebShopEnv(TextEnv):
     """The web shop (see the module docstring).
 
     Args:
         split: ``train`` or ``test`` (instructions are split, the catalogue is shared as in WebShop).
         max_steps: step limit; the step that reaches it without a purchase is ``truncated`` with reward 0.
         expert: put the expert's next action in ``info["expert_action"]``.
-        data_dir: folder with the real WebShop files (``items_shuffle*.json``, ``items_ins_v2*.json``,
+        data_path: folder with the real WebShop files (``items_shuffle*.json``, ``items_ins_v2*.json``,
             ``items_human_ins.json``); default: the embedded generated shop.
-        num_products: generated shop size (default 1000), or how many real products to load (default all).
+        num_tasks: play only the first N instructions of the split (default all).
+        num_products: the shop's size, which is not a task count: products generated (default 1000; the generated
+            shop writes one instruction per product, a fifth of them in ``test``), or real products loaded (default all).
         seed: the generated shop's seed / the real data's price and split seed (the episode seed goes to ``reset``).
         human_goals: real data only: use the human-written instructions (True) or WebShop's synthetic ones.
         catalog: an already built :class:`Catalog` (overrides the three above).
         render_mode: ``"ansi"`` returns the current page as text.
 
-    ``reset(options={"task": i})`` picks instruction ``i`` of the split (or ``{"task": "<task_id>"}``); ``"game"`` is
-    accepted as an alias so loops written for ALFWorld work unchanged.
+    ``reset(options={"task": i})`` picks instruction ``i`` of the split (or ``{"task": "<task_id>"}``).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    renamed_options = {"data_dir": "data_path", "path": "data_path"}
 
     def __init__(
         self,
         split: str = "train",
         max_steps: int = DEFAULT_MAX_STEPS,
         expert: bool = False,
-        data_dir: str | Path | None = None,
+        data_path: str | Path | None = None,
+        num_tasks: int | None = None,
         num_products: int | None = None,
         seed: int = 0,
         human_goals: bool = True,
         catalog: Catalog | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if max_steps < 1:
-            raise OreoError(f"max_steps must be >= 1, got {max_steps}")
-        if render_mode not in (None, "ansi"):
-            raise OreoError(f"render_mode {render_mode!r} is not supported; use 'ansi' or None")
+        super().__init__(max_steps=max_steps, render_mode=render_mode)
         if catalog is not None:
             self.catalog, self.engine = catalog, SearchEngine(catalog.products)
         else:
             self.catalog, self.engine = load_shop(
-                None if data_dir is None else str(data_dir), num_products, int(seed), bool(human_goals)
+                None if data_path is None else str(data_path), num_products, int(seed), bool(human_goals)
             )
         self.split = split
         self.tasks: list[Instruction] = self.catalog.instructions(split)
         if not self.tasks:
             raise OreoError(f"the web shop ({self.catalog.source}) has no instructions in split '{split}'")
-        self.max_steps = int(max_steps)
+        if num_tasks is not None:
+            if not 1 <= num_tasks <= len(self.tasks):
+                raise OreoError(
+                    f"num_tasks={num_tasks}: split '{split}' of the web shop ({self.catalog.source}) holds "
+                    f"{len(self.tasks)} instructions (a bigger generated shop: num_products)"
+                )
+            self.tasks = self.tasks[:num_tasks]
         self.expert = bool(expert)
-        self.render_mode = render_mode
         self.observation_space = text_space(TEXT_SPACE_MAX_LENGTH)
         self.action_space = text_space(1_000)
         self._expert = WebShopExpert(self.catalog, self.engine) if self.expert else None
         self.instruction: Instruction | None = None
         self.page: Page | None = None
-        self._steps = 0
         self._done = False
         self._reward = 0.0
         self._feedback = ""
@@ -148,33 +153,24 @@ class WebShopEnv(gym.Env[str, str]):
     def task_ids(self) -> list[str]:
         return [t.task_id for t in self.tasks]
 
-    # -- gymnasium API -------------------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        super().reset(seed=seed)
-        options = options or {}
-        self.instruction = self._pick_task(options.get("task", options.get("game")))
+    # -- the episode (TextEnv calls these from reset / step) -----------------------------------------------------------
+    def _begin(self, task: Any) -> tuple[str, dict[str, Any]]:
+        self.instruction = self._pick_task(task)
         self.page = Page(kind="search", instruction=self.instruction.text)
-        self._steps, self._done, self._reward, self._feedback = 0, False, 0.0, ""
+        self._done, self._reward, self._feedback = False, 0.0, ""
         return printable(self.page.to_text()), self._info()
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        if self.page is None or self.instruction is None:
-            raise OreoError("WebShopEnv.step called before reset")
-        if self._done:
-            raise gym.error.ResetNeeded("WebShopEnv: the purchase ended the episode; call reset()")
+    def _advance(self, action: Any) -> tuple[str, float, bool, dict[str, Any]]:
         command = sanitize_action(action)
-        self._steps += 1
         self._feedback = self._apply(command)
         reward = self._reward if self._done else 0.0
-        truncated = not self._done and self._steps >= self.max_steps
         obs = self.page.to_text()
         if self._feedback:
             obs = f"{self._feedback}\n{obs}"
-        info = self._info()
-        info["valid_action"] = not self._feedback
+        extra: dict[str, Any] = {"valid_action": not self._feedback}
         if self._done and self.page.reward is not None:
-            info["reward_details"] = self.page.reward.__dict__.copy()
-        return printable(obs), reward, self._done, truncated, info
+            extra["reward_details"] = self.page.reward.__dict__.copy()
+        return printable(obs), reward, self._done, extra
 
     def render(self) -> str | None:
         if self.render_mode == "ansi" and self.page is not None:
@@ -187,8 +183,8 @@ class WebShopEnv(gym.Env[str, str]):
         ``message`` replaces the last step's feedback line (the server says why a finished session ignores clicks).
         """
         if self.page is None:
-            raise OreoError("WebShopEnv.html called before reset")
-        steps = f"step {self._steps} of {self.max_steps}."
+            raise gym.error.ResetNeeded("WebShopEnv: call reset() before html()")
+        steps = f"step {self.elapsed_steps} of {self.max_steps}."
         return self.page.to_html(base, message=self._feedback if message is None else message, steps=steps)
 
     # -- the shop's logic ----------------------------------------------------------------------------------------
@@ -246,6 +242,8 @@ class WebShopEnv(gym.Env[str, str]):
         ins = self.catalog.instruction(str(choice))
         if ins.split != self.split:
             raise OreoError(f"reset option task={choice} is in split '{ins.split}', not '{self.split}'")
+        if len(self.tasks) < len(self.catalog.instructions(self.split)) and ins not in self.tasks:
+            raise OreoError(f"reset option task={choice} is not among this env's {len(self.tasks)} tasks (num_tasks)")
         return ins
 
     def _info(self) -> dict[str, Any]:
@@ -262,7 +260,7 @@ class WebShopEnv(gym.Env[str, str]):
             INFO_SPLIT: self.split,
             INFO_WON: self._done and self._reward >= 1.0 - 1e-9,
             "page": page.kind,
-            "steps": self._steps,
+            "steps": self.elapsed_steps,
         }
         if self.expert:
             info[INFO_EXPERT] = None if self._done else self._expert.act(page, ins)
