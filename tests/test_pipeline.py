@@ -136,8 +136,8 @@ def test_compare_on_math_trains_every_method_and_pools_seeds(tmp_path):
 
 def test_task_types_reach_game_generation_collection_and_evaluation(monkeypatch, tmp_path):
     """--task-types narrows every stage to the same task types (games generated, rollouts collected, games evaluated)."""
-    import oreo_agents.cli.collect as collect_cli
-    import oreo_agents.cli.evaluate as eval_cli
+    import oreo_agents.pipeline.collect as collect_cli
+    import oreo_agents.pipeline.evaluate as eval_cli
     import oreo_agents.envs.alfworld as alfworld
     from oreo_agents.pipeline.stages import AgentSpec, LoopConfig, collect_stage, ensure_eval_tasks, eval_rows
 
@@ -167,7 +167,7 @@ def test_task_types_reach_game_generation_collection_and_evaluation(monkeypatch,
 
 def test_eval_rows_resume_per_agent_and_redo_an_agent_whose_settings_changed(monkeypatch, tmp_path):
     """A killed evaluation of several agents resumes at the agent it was playing; a marker of other settings is redone."""
-    import oreo_agents.cli.evaluate as eval_cli
+    import oreo_agents.pipeline.evaluate as eval_cli
     from oreo_agents.agent.evaluate import Row
     from oreo_agents.pipeline.stages import AgentSpec, LoopConfig, eval_rows
 

@@ -174,7 +174,7 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
                   lambda: value_stage(out / "eval", oreo, value))
     pooled, per_seed = pool(rows_by_seed)
     report = write_compare(cfg, pooled, per_seed)
-    from oreo_agents.cli.evaluate import print_table
+    from oreo_agents.pipeline.evaluate import print_table
 
     print_table(pooled, metric_of(cfg), overall_only=True)
     console.print(f"report: {report}", markup=False)

@@ -89,7 +89,7 @@ def eval_splits_of(cfg: LoopConfig) -> list[str]:
 
 # --- stages ---------------------------------------------------------------------------------------------------------------
 def collect_stage(cfg: LoopConfig, out: Path, *, policy: str, model: str | None = None, samples: int = 1) -> dict[str, Any]:
-    from oreo_agents.cli.collect import CollectConfig, run_collect
+    from oreo_agents.pipeline.collect import CollectConfig, run_collect
 
     collect_cfg = CollectConfig(
         env=cfg.env, split="train", games_root=cfg.games_root, task_types=list(cfg.task_types), max_steps=cfg.max_steps,
@@ -141,7 +141,7 @@ def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_game
     itself (greedy agents greedily): how well it learned what it saw, beside how far that carries. Episodes are saved
     under ``out/<agent>/{held-out,train-games}/episodes/`` (the value lens reads them).
     """
-    from oreo_agents.cli.evaluate import EvalConfig, run_eval
+    from oreo_agents.pipeline.evaluate import EvalConfig, run_eval
 
     from oreo_agents.agent.evaluate import Row
 

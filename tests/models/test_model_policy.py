@@ -13,7 +13,7 @@ from oreo_agents.policies import make_policy  # noqa: E402
 from oreo_agents.turns import Turn  # noqa: E402
 from oreo_agents.models.policy import ModelPolicy  # noqa: E402
 from oreo_agents.prompting import MATH_FORMAT, encode_episode  # noqa: E402
-from oreo_agents.recording.collect import collect_episodes  # noqa: E402
+from oreo_agents.pipeline.collect import collect_episodes  # noqa: E402
 from oreo_agents.recording.dataset import load_episodes  # noqa: E402
 from oreo_agents.recording.writer import ShardWriter  # noqa: E402
 from tests.models.tiny_lm import build  # noqa: E402
