@@ -23,58 +23,30 @@ from oreo_agents.config import to_dict
 from oreo_agents.console import console, escape, is_interactive
 from oreo_agents.envs.core import task_reset_options
 from oreo_agents.errors import OreoError
-from oreo_agents.pipeline.options import env_kwargs, resolve_env_id
+from oreo_agents.pipeline.options import (
+    AgentOptions,
+    EnvOptions,
+    SamplingOptions,
+    SelectChoice,
+    env_kwargs,
+    is_model_policy,
+    resolve_env_id,
+)
 from oreo_agents.recording.collect import CollectSummary, PlannedEpisode, plan_episodes
 from oreo_agents.recording.schema import EpisodeMetadata
 from oreo_agents.rollouts import EpisodeFinished, Job, TurnFinished, rollouts
 from oreo_agents.turns import Policy
 
 
-POLICIES = ("expert", "random", "noisy-expert", "model")
-
-
 @dataclass
-class CollectConfig:
-    """Settings of one collection (the YAML keys of ``--config`` and the flags are these field names)."""
+class CollectConfig(SamplingOptions, AgentOptions, EnvOptions):
+    """Settings of one collection (the YAML keys of ``--config`` and the flags are these field names).
 
-    env: str = field(
-        default="alfworld",
-        metadata={"help": "Env family (alfworld, math, webshop) or any registered Gymnasium id ('module:Id-v0' imports it)."},
-    )
-    split: str = field(default="train", metadata={"help": "Split: train / valid_seen / valid_unseen (ALFWorld), train / test."})
-    data_path: str | None = field(
-        default=None, metadata={"help": "Env data: real ALFWorld root, a math problems file (jsonl/parquet), or web-shop data folder."}
-    )
-    games_root: str | None = field(
-        default=None,
-        metadata={"help": "ALFWorld: embedded games root (default $OREO_AGENTS_DATA/alfworld/embedded or ./envs/alfworld/embedded)."},
-    )
-    source: str | None = field(
-        default=None, metadata={"help": "Math: problem source (embedded, gsm8k, math, reasoning-gym:NAME); env default when unset."}
-    )
-    task_types: list[str] = field(default_factory=list, metadata={"help": "Keep only these task types (repeatable)."})
-    max_steps: int | None = field(default=None, metadata={"help": "Step limit per episode (env default when unset)."})
-    num_tasks: int | None = field(
-        default=None, metadata={"help": "How many games / problems the env draws from (env default when unset)."}
-    )
-    policy: Literal["expert", "random", "noisy-expert", "model"] = field(
-        default="expert", metadata={"help": "Who acts: expert, random, noisy-expert or model (an HF causal LM)."}
-    )
-    eps: float = field(default=0.2, metadata={"help": "noisy-expert: probability of a random admissible action."})
-    model: str | None = field(default=None, metadata={"help": "model policy: a save_pretrained model folder."})
-    backend: Literal["hf", "vllm"] = field(default="hf", metadata={"help": "model policy: generation backend."})
-    temperature: float = field(default=1.0, metadata={"help": "model policy: sampling temperature (0 = greedy)."})
-    top_p: float = field(default=1.0, metadata={"help": "model policy: nucleus sampling mass."})
-    max_new_tokens: int = field(default=64, metadata={"help": "model policy: longest reply in tokens."})
-    device: str | None = field(default=None, metadata={"help": "model policy: torch device (default: cuda if present)."})
-    dtype: str | None = field(default=None, metadata={"help": "model policy: float32, bfloat16 or float16."})
-    value: str | None = field(
-        default=None, metadata={"help": "model policy: a value model folder (from `train --algo oreo`) for --select value / admissible."}
-    )
-    select: Literal["sample", "greedy", "value", "admissible"] = field(
-        default="sample", metadata={"help": "model policy: how each reply is chosen: sample (temperature), greedy, value (best of --k by V), admissible."}
-    )
-    k: int = field(default=4, metadata={"help": "model policy: candidates per turn for --select value."})
+    The env, agent and sampling options come from :mod:`oreo_agents.pipeline.options`."""
+
+    # Collection records training data: a model policy samples unless told otherwise.
+    select: SelectChoice = field(default="sample", metadata={"help": AgentOptions.__dataclass_fields__["select"].metadata["help"]})
+    model: str | None = field(default=None, metadata={"help": "Deprecated: --policy model --model DIR is --policy DIR."})
     batch_invariant: bool = field(
         default=False,
         metadata={"help": "model policy: generate each context on its own (no batching, no prefix cache) so recorded "
@@ -83,7 +55,6 @@ class CollectConfig:
     samples_per_task: int = field(default=1, metadata={"help": "Episodes per task (OREO: 5 per ALFWorld game, 10 per problem)."})
     episodes: int = field(default=100, metadata={"help": "Episodes in the dataset (rerun with more to extend it)."})
     num_envs: int = field(default=1, metadata={"help": "Envs stepped together; the model policy acts on all in one batch."})
-    seed: int = field(default=0, metadata={"help": "Seed of the plan (which tasks) and of the policy's randomness."})
     out: str | None = field(default=None, metadata={"help": "Dataset folder to write, e.g. datasets/alfworld-expert."})
     resume: bool = field(
         default=True, metadata={"help": "Continue a folder made with the same settings (--no-resume: refuse it)."}
@@ -95,8 +66,20 @@ class CollectConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "episodes" else 1):
                 raise OreoError(f"--{name.replace('_', '-')} must be a {'non-negative' if name == 'episodes' else 'positive'} integer, got {value!r}")
-        if self.policy not in POLICIES:
-            raise OreoError(f"--policy: unknown policy '{self.policy}' (choose {', '.join(POLICIES)})")
+        if self.policy == "model":  # the old spelling, still accepted
+            if not self.model:
+                raise OreoError("--policy model needs --model PATH; spell it --policy PATH (a save_pretrained model folder)")
+            console.print(f"[yellow]warning:[/] --policy model --model {escape(self.model)} is the old spelling of "
+                          f"--policy {escape(self.model)}")
+            self.policy, self.model = self.model, None
+        elif self.model:
+            raise OreoError(f"--model {self.model}: give the model folder as --policy {self.model}")
+        self.check_agent()
+
+    @property
+    def model_dir(self) -> str | None:
+        """The model folder when a model acts, else None."""
+        return self.policy if is_model_policy(self.policy) else None
 
 
 # Settings that do not change what an episode contains, so a resume may change them.
@@ -119,13 +102,16 @@ def content_settings(cfg: CollectConfig) -> dict[str, Any]:
 
     Paths are stored resolved; :func:`fingerprint_settings` adds the content hashes of the env data and weights."""
     out = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_CONTENT}
+    out["select"] = str(cfg.select)
+    if cfg.model_dir:  # stored as before the one --policy spelling, so older datasets resume
+        out["policy"], out["model"] = "model", cfg.model_dir
     for key in PATH_SETTINGS:
         out[key] = _resolved(out[key])
     if cfg.policy != "noisy-expert":
         out.pop("eps")
-    if cfg.policy != "model" or not cfg.batch_invariant:
+    if not cfg.model_dir or not cfg.batch_invariant:
         out.pop("batch_invariant")  # off: manifests stay as they were before this option
-    if cfg.policy != "model":
+    if not cfg.model_dir:
         for k in ("model", "backend", "temperature", "top_p", "max_new_tokens", "dtype", "value", "select", "k"):
             out.pop(k)
     elif cfg.select == "sample" and cfg.value is None:
@@ -161,9 +147,7 @@ def run_collect(cfg: CollectConfig) -> Any:
 
     env_id = resolve_env_id(cfg.env)
     kwargs = env_kwargs(cfg, env_id, cfg.policy in NEEDS_EXPERT)
-    if cfg.policy == "model":
-        if cfg.model is None:
-            raise OreoError("--policy model needs --model PATH (a save_pretrained model folder)")
+    if cfg.model_dir:
         if cfg.select in ("value", "admissible") and not cfg.value:
             raise OreoError(f"--select {cfg.select} needs --value DIR (a value model from `oreo-agents train --algo oreo`)")
     digests = DigestCache(Path(cfg.out) / LOCK_DIR / "digests.json" if read_manifest(cfg.out) else None)
@@ -197,8 +181,8 @@ def fingerprint_settings(cfg: CollectConfig, settings: dict[str, Any], make_env:
         env.close()
     if data is not None:
         out["env_data_sha256"] = data
-    for key, folder in (("model_weights_sha256", cfg.model), ("value_weights_sha256", cfg.value)):
-        if cfg.policy == "model" and folder and Path(folder).is_dir():
+    for key, folder in (("model_weights_sha256", cfg.model_dir), ("value_weights_sha256", cfg.value)):
+        if cfg.model_dir and folder and Path(folder).is_dir():
             out[key] = folder_fingerprint(folder, digests)
     return out
 
@@ -207,37 +191,10 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
     import gymnasium as gym
 
     import oreo_agents
-    from oreo_agents.policies import make_policy
     from oreo_agents.recording.collect import CollectProgress
     from oreo_agents.recording.schema import EpisodeMetadata
 
-    if cfg.policy == "model":
-        if cfg.batch_invariant and cfg.backend == "vllm":
-            import os
-
-            os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm when its engine starts (vllm 0.33 envs.py)
-        if cfg.select == "sample" and cfg.value is None:
-            policy = make_policy(
-                "model", model=cfg.model, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
-                temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-                batch_invariant=cfg.batch_invariant,
-            )
-        else:  # the value-guided agent (or greedy decoding) acts and is recorded like any policy
-            from oreo_agents.agent import build_agent
-
-            policy = build_agent(
-                cfg.model, value=cfg.value, select=cfg.select, k=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
-                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
-            )
-            backend = getattr(getattr(policy, "policy", None), "backend", None)
-            if cfg.batch_invariant and hasattr(backend, "make_batch_invariant"):
-                backend.make_batch_invariant()
-    elif cfg.policy == "noisy-expert":
-        policy = make_policy("noisy-expert", eps=cfg.eps, seed=cfg.seed)
-    elif cfg.policy == "random":
-        policy = make_policy("random", seed=cfg.seed)
-    else:
-        policy = make_policy("expert")
+    policy = _collect_policy(cfg)
     meta = policy.metadata()
     env_version, grammar_hash = env_provenance(env_id)
     metadata = EpisodeMetadata(
@@ -254,7 +211,7 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
         extra=json.dumps({"env_kwargs": {k: v for k, v in kwargs.items()}}, sort_keys=True, default=str),
     )
     plan_key = f"{env_id}|{cfg.split}|{policy.name}|{metadata.checkpoint}"
-    progress = CollectProgress(console, interactive=is_interactive(), description=f"{cfg.policy} on {cfg.env}")
+    progress = CollectProgress(console, interactive=is_interactive(), description=f"{'model' if cfg.model_dir else cfg.policy} on {cfg.env}")
     complete = False
     import signal
 
@@ -279,6 +236,31 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
         writer.close(complete=complete)
     print_summary(cfg, summary, writer.num_episodes)
     return summary
+
+
+def _collect_policy(cfg: CollectConfig) -> Any:
+    """The policy of a collection: plain sampling from a model folder is the bare ModelPolicy (its metadata is what
+    earlier datasets recorded); any other choice is the agent the options build."""
+    if cfg.model_dir and cfg.batch_invariant and cfg.backend == "vllm":
+        import os
+
+        os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm when its engine starts (vllm 0.33 envs.py)
+    if cfg.model_dir and cfg.select == "sample" and cfg.value is None:
+        from oreo_agents.models.loading import check_model_dir
+        from oreo_agents.models.policy import ModelPolicy
+
+        return ModelPolicy.from_pretrained(
+            check_model_dir(cfg.model_dir, flag="--policy"), backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
+            temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+            batch_invariant=cfg.batch_invariant,
+        )
+    if not cfg.model_dir:  # scripted: collect's default --select sample is about models, so it is not checked here
+        return cfg.build(cfg.seed, select="greedy")
+    policy = cfg.build(cfg.seed)  # the value-guided agent (or greedy decoding) is recorded like any policy
+    backend = getattr(getattr(policy, "policy", None), "backend", None)
+    if cfg.batch_invariant and hasattr(backend, "make_batch_invariant"):
+        backend.make_batch_invariant()
+    return policy
 
 
 def print_summary(cfg: CollectConfig, summary: Any, total: int) -> None:

@@ -109,7 +109,7 @@ def rft_round(cfg: CompareConfig, r: int, policy: str) -> str | None:
     rollouts = Path(cfg.datasets) / f"rft-round-{r}" / "rollouts"
     stage(Path(cfg.out) / f"rft-round-{r}" / "rollouts.done.json",
           f"RFT round {r}: collect {cfg.samples_per_task} rollouts per task with {policy}",
-          lambda: collect_stage(cfg, rollouts, policy="model", model=policy, samples=cfg.samples_per_task))
+          lambda: collect_stage(cfg, rollouts, policy=policy, samples=cfg.samples_per_task))
     return baseline_stage(cfg, "rft", policy, rollouts, folder=Path(cfg.out) / f"rft-round-{r}" / "rft",
                           title=f"RFT round {r}: RFT on its successes")
 

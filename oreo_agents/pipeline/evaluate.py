@@ -17,36 +17,25 @@ from typing import Any
 
 from oreo_agents.console import console, escape, is_interactive
 from oreo_agents.errors import OreoError
-from oreo_agents.pipeline.options import resolve_env_id
+from oreo_agents.pipeline.options import AgentOptions, EnvOptions, SamplingOptions, is_model_policy, policy_label, resolve_env_id
 
 SEARCH_MODES = ("beam", "best-of-n")
 
 
 @dataclass
-class EvalConfig:
-    """Settings of ``eval`` (YAML keys of ``--config`` and flags are these field names)."""
+class EvalConfig(SamplingOptions, AgentOptions, EnvOptions):
+    """Settings of ``eval`` (YAML keys of ``--config`` and flags are these field names).
 
-    env: str = field(default="alfworld", metadata={"help": "Env family: alfworld, math or webshop (or a Gymnasium id)."})
-    policy: list[str] = field(default_factory=lambda: ["expert"], metadata={"help": "expert, random or a checkpoint folder (repeatable)."})
+    The env, agent and sampling options come from :mod:`oreo_agents.pipeline.options`; eval takes several policies,
+    value models, selection modes and splits."""
+
+    policy: list[str] = field(default_factory=lambda: ["expert"], metadata={"help": "expert, random, noisy-expert or a model folder (repeatable)."})
     value: list[str] = field(default_factory=list, metadata={"help": "Value model folder: one for all policies, or one per --policy (repeatable)."})
     select: list[str] = field(default_factory=lambda: ["greedy"], metadata={"help": "greedy, sample, value, admissible; math also beam, best-of-n (repeatable)."})
     k: int = field(default=4, metadata={"help": "Candidates per turn (value), beams (beam) or samples (best-of-n)."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature for sample / value / search."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
-    max_new_tokens: int = field(default=64, metadata={"help": "Longest reply in tokens."})
-    backend: str = field(default="hf", metadata={"help": "Generation backend: hf or vllm (GPU)."})
-    device: str | None = field(default=None, metadata={"help": "torch device, e.g. cpu or cuda."})
-    dtype: str | None = field(default=None, metadata={"help": "Model dtype: float32, bfloat16 or float16."})
     split: list[str] = field(default_factory=list, metadata={"help": "Splits to evaluate (repeatable; default valid_seen + valid_unseen for ALFWorld, test otherwise)."})
-    data_path: str | None = field(default=None, metadata={"help": "Env data: real ALFWorld root, or a math problems file."})
-    games_root: str | None = field(default=None, metadata={"help": "ALFWorld: embedded games root (env default when unset)."})
-    source: str | None = field(default=None, metadata={"help": "Math: problem source (embedded, gsm8k, math, reasoning-gym:NAME)."})
-    task_types: list[str] = field(default_factory=list, metadata={"help": "Keep only these task types (repeatable)."})
-    num_tasks: int | None = field(default=None, metadata={"help": "How many games / problems each split holds (env default when unset)."})
-    max_steps: int | None = field(default=None, metadata={"help": "Step limit per episode (env default when unset)."})
     episodes: int | None = field(default=None, metadata={"help": "Episodes per split (default: every game / problem once)."})
     num_envs: int = field(default=4, metadata={"help": "Envs stepped together (the model decides for all in one batch)."})
-    seed: int = field(default=0, metadata={"help": "Seed of resets and sampling."})
     ci: str = field(default="wilson", metadata={"help": "Confidence interval: wilson or bootstrap (95%)."})
     out: str = field(default="runs/eval", metadata={"help": "Folder for eval.md/csv/png, outcomes.jsonl, the episodes played and the value report."})
 
@@ -61,9 +50,7 @@ class EvalConfig:
             raise OreoError(f"--value given {len(self.value)} times: give it once, or once per --policy ({len(self.policy)})")
 
 
-def _label(policy: str) -> str:
-    p = Path(policy)
-    return policy if policy in ("expert", "random") else "/".join(p.parts[-2:]) if len(p.parts) > 1 else policy
+_label = policy_label
 
 
 def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
@@ -72,10 +59,6 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
     The episodes of each (policy, selection) are saved as a recorded dataset in ``out/episodes/<agent>/`` either way;
     with ``report`` and ``--value``, the value lens runs on them (``out/value/``).
     """
-    import gymnasium as gym
-
-    import oreo_agents  # noqa: F401  (registers the env ids)
-    from oreo_agents.agent import build_agent
     from oreo_agents.agent.evaluate import (
         episode_count,
         quiet_third_party_progress,
@@ -84,7 +67,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
         write_reports,
     )
     from oreo_agents.agent.selection import SELECT_MODES
-    from oreo_agents.pipeline.play import env_options
+    from oreo_agents.policies import NEEDS_EXPERT
 
     env_id = resolve_env_id(cfg.env)
     is_math = "Math" in env_id
@@ -105,14 +88,12 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                 folder = out / "episodes" / f"{_label(policy).replace('/', '-')}-{mode}"
                 writer = episode_writer(folder, cfg, policy, mode, value)
                 played.setdefault(policy, []).append(str(folder))
-                agent = build_agent(policy, value=value, select="greedy" if mode in SEARCH_MODES else mode, k=cfg.k,
-                                    temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                                    seed=cfg.seed, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype)
-                if mode in SEARCH_MODES and (value is None or policy in ("expert", "random")):
+                agent = cfg.build(cfg.seed, policy=policy, value=value, select="greedy" if mode in SEARCH_MODES else mode)
+                if mode in SEARCH_MODES and (value is None or not is_model_policy(policy)):
                     raise OreoError(f"--select {mode} needs a policy checkpoint and a value model (--value <dir>)")
                 for split in splits:
                     def make_env(split: str = split) -> Any:
-                        return gym.make(env_id, **env_options(cfg, env_id, needs_expert=policy == "expert", split=split))
+                        return cfg.make(split=split, expert=policy in NEEDS_EXPERT)
 
                     probe = make_env()
                     total = cfg.episodes or episode_count(probe)
@@ -139,7 +120,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
     console.print(f"wrote {paths['md']}, {paths['csv']}, {paths['png']}, {paths['types']} "
                   f"({time.perf_counter() - started:.1f} s)", soft_wrap=True, markup=False)
     with_value = [(p, cfg.value[i if len(cfg.value) > 1 else 0]) for i, p in enumerate(cfg.policy)
-                  if cfg.value and p not in ("expert", "random")]
+                  if cfg.value and is_model_policy(p)]
     for policy, value in with_value:
         where = out / ("value" if len(with_value) == 1 else f"value-{_label(policy).replace('/', '-')}")
         value_section(value, played[policy], where, title=f"{_label(policy)} episodes, value {value}")
@@ -204,7 +185,7 @@ def _search(make_env: Any, agent: Any, mode: str, cfg: EvalConfig, total: int, a
             search = beam_search if mode == "beam" else best_of_n
             size = {"beams": cfg.k} if mode == "beam" else {"n": cfg.k}
             res = search(env, agent.policy, agent.value, seed=cfg.seed + i, options=options,
-                         max_steps=cfg.max_steps or 20, env_id=env.spec.id, **size)
+                         max_steps=cfg.max_steps or env.unwrapped.max_steps, env_id=env.spec.id, **size)
             problem = env.unwrapped.problem
             o = Outcome(i, problem.id, problem.split, problem.task_type, res.correct, res.reward, len(res.steps),
                         "success" if res.correct else "failure" if res.steps else "truncated")

@@ -16,41 +16,22 @@ from __future__ import annotations
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 from oreo_agents.envs.core import INFO_TASK_ID
 from oreo_agents.errors import OreoError
-from oreo_agents.pipeline.options import env_kwargs, make_env, resolve_env_id
+from oreo_agents.pipeline.options import AgentOptions, EnvOptions, SamplingOptions
 from oreo_agents.rollouts import EpisodeStarted, Job, StepTaken, rollouts
 from oreo_agents.turns import Decision
 
 
 @dataclass
-class PlayConfig:
-    """Settings of ``play`` (YAML keys of ``--config`` and flags are these field names)."""
+class PlayConfig(SamplingOptions, AgentOptions, EnvOptions):
+    """Settings of ``play`` (YAML keys of ``--config`` and flags are these field names); the env, agent and sampling
+    options come from :mod:`oreo_agents.pipeline.options`."""
 
-    env: str = field(default="alfworld", metadata={"help": "Env family: alfworld, math or webshop (or a Gymnasium id)."})
-    policy: str = field(default="expert", metadata={"help": "expert, random, or a policy checkpoint folder."})
-    value: str | None = field(default=None, metadata={"help": "Value model folder (from `train`): shows V, enables --select value."})
-    select: Literal["greedy", "sample", "value", "admissible"] = field(
-        default="greedy", metadata={"help": "greedy, sample, value (best of --k by V) or admissible (score each command)."})
-    k: int = field(default=4, metadata={"help": "Candidates sampled per turn for --select value."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature for sample / value selection."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
-    max_new_tokens: int = field(default=64, metadata={"help": "Longest reply in tokens."})
-    backend: Literal["hf", "vllm"] = field(default="hf", metadata={"help": "Generation backend (vllm needs a GPU)."})
-    device: str | None = field(default=None, metadata={"help": "torch device, e.g. cpu or cuda."})
-    dtype: str | None = field(default=None, metadata={"help": "Model dtype: float32, bfloat16 or float16."})
-    split: str | None = field(default=None, metadata={"help": "Split: train / valid_seen / valid_unseen (ALFWorld), train / test (env default when unset)."})
-    data_path: str | None = field(default=None, metadata={"help": "Env data: real ALFWorld root, or a math problems file."})
-    games_root: str | None = field(default=None, metadata={"help": "ALFWorld: embedded games root (env default when unset)."})
-    source: str | None = field(default=None, metadata={"help": "Math: problem source (embedded, gsm8k, math, reasoning-gym:NAME)."})
-    task_types: list[str] = field(default_factory=list, metadata={"help": "Keep only these task types (repeatable)."})
-    num_tasks: int | None = field(default=None, metadata={"help": "How many games / problems the env holds (env default when unset)."})
-    max_steps: int | None = field(default=None, metadata={"help": "Step limit per episode (env default when unset)."})
     game: str | None = field(default=None, metadata={"help": "Play this game / problem: an index, a problem id or a game folder."})
     episodes: int = field(default=1, metadata={"help": "Episodes to play."})
-    seed: int = field(default=0, metadata={"help": "Seed: episode i resets with seed + i; also seeds sampling."})
     delay: float = field(default=0.0, metadata={"help": "Seconds to pause after each step."})
     step: bool = field(default=False, metadata={"help": "Wait for Enter before each step (manual stepping)."})
     save_trace: str | None = field(default=None, metadata={"help": "Write every step as JSON lines to this file."})
@@ -59,8 +40,7 @@ class PlayConfig:
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise OreoError(f"--episodes must be at least 1, got {self.episodes}")
-        if self.k < 1:
-            raise OreoError(f"--k must be at least 1, got {self.k}")
+        self.check_agent()
         if self.delay < 0:
             raise OreoError(f"--delay must be >= 0, got {self.delay}")
         if self.export and Path(self.export).suffix.lower() not in (".svg", ".html", ".htm"):
@@ -98,14 +78,12 @@ class PlaySession:
     """The agent and env of a :class:`PlayConfig`; :meth:`events` plays its episodes (see the module docstring)."""
 
     def __init__(self, cfg: PlayConfig) -> None:
-        from oreo_agents.agent import build_agent
+        from oreo_agents.policies import NEEDS_EXPERT
 
         self.cfg = cfg
-        self.env_id = resolve_env_id(cfg.env)
-        self.agent = build_agent(cfg.policy, value=cfg.value, select=cfg.select, k=cfg.k, temperature=cfg.temperature,
-                                 top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-                                 backend=cfg.backend, device=cfg.device, dtype=cfg.dtype)
-        self.env = make_env(self.env_id, env_options(cfg, self.env_id, needs_expert=cfg.policy == "expert"))
+        self.env_id = cfg.env_id
+        self.agent = cfg.build(cfg.seed)
+        self.env = cfg.make(expert=cfg.policy in NEEDS_EXPERT)
         self.max_steps: int | None = getattr(self.env.unwrapped, "max_steps", None)
         self.wins = self.played = 0
 
@@ -127,17 +105,6 @@ class PlaySession:
                         self.wins += int(event.termination == "success")
                     yield PlayStep(event.job.tag, cfg.episodes, task, goal, event.decision, event.observation,
                                    event.reward, steps, event.termination, self.wins, self.played)
-
-
-def env_options(cfg: Any, env_id: str, *, needs_expert: bool, **override: Any) -> dict[str, Any]:
-    """Env constructor keywords from the env options of ``cfg`` (same names and checks as ``collect``)."""
-    from types import SimpleNamespace
-
-    from oreo_agents.pipeline.options import _ENV_KWARGS
-
-    values = {name: getattr(cfg, name) for name in _ENV_KWARGS if hasattr(cfg, name)}
-    values.update(override)
-    return env_kwargs(SimpleNamespace(policy=getattr(cfg, "policy", ""), **values), env_id, needs_expert)
 
 
 def _game_options(env: Any, game: str | None) -> dict[str, Any] | None:

@@ -74,7 +74,7 @@ def test_unparseable_reply_and_context_overflow(tiny):
 
 
 def test_make_policy_model_and_bad_folder(tiny, tmp_path):
-    assert make_policy("model", model=str(tiny), temperature=0.5).metadata()["sampling"]["temperature"] == 0.5
+    assert ModelPolicy.from_pretrained(str(tiny), temperature=0.5).metadata()["sampling"]["temperature"] == 0.5
     with pytest.raises(OreoError, match="no such model directory"):
         ModelPolicy(tmp_path / "missing")
 
