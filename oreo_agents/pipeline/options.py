@@ -162,7 +162,12 @@ class AgentOptions:
     device: str | None = field(default=None, metadata=_help("torch device, e.g. cpu or cuda (default: cuda if present)."))
     dtype: str | None = field(default=None, metadata=_help("Model dtype: float32, bfloat16 or float16."))
 
+    def __post_init__(self) -> None:
+        self.check_agent()
+
     def check_agent(self) -> None:
+        """``select`` as a :class:`~oreo_agents.agent.selection.SelectMode`, ``k`` positive (commands that take one
+        selection call this from their own ``__post_init__``)."""
         from oreo_agents.agent.selection import SelectMode
 
         if isinstance(self.select, str):
@@ -178,7 +183,7 @@ class AgentOptions:
         """The Policy these options name (``policy`` / ``value`` / ``select`` override the fields, for eval's lists)."""
         from oreo_agents.agent import build_agent
 
-        s = sampling if sampling is not None else self
+        s = sampling if sampling is not None else self if isinstance(self, SamplingOptions) else SamplingOptions()
         return build_agent(policy or self.policy, value=value if policy is not None else self.value,
                            select=select or self.select, k=self.k, eps=self.eps, temperature=s.temperature,
                            top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed, backend=self.backend,
