@@ -24,7 +24,7 @@ def collect(**kwargs: Any) -> None:
     \b
     Examples:
       oreo-agents collect --env alfworld --policy expert --episodes 200 --split train --out datasets/alfworld-expert
-      oreo-agents collect --env math --policy model --model runs/sft/policy --samples-per-task 10 --num-envs 8 \\
+      oreo-agents collect --env math --policy runs/sft/policy --samples-per-task 10 --num-envs 8 \\
           --temperature 1.0 --out datasets/math-sft-samples
       oreo-agents collect --config configs/collect-alfworld-expert.yaml --episodes 400   # flags override the file
 
