@@ -17,7 +17,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from oreo_agents.config import to_dict
 from oreo_agents.console import console, escape, is_interactive
@@ -28,9 +28,8 @@ from oreo_agents.pipeline.options import (
     EnvOptions,
     SamplingOptions,
     SelectChoice,
-    env_kwargs,
+    make_env,
     is_model_policy,
-    resolve_env_id,
 )
 from oreo_agents.recording.collect import CollectSummary, PlannedEpisode, plan_episodes
 from oreo_agents.recording.schema import EpisodeMetadata
@@ -138,20 +137,18 @@ def env_provenance(env_id: str) -> tuple[str, str]:
 
 
 def run_collect(cfg: CollectConfig) -> Any:
-    import gymnasium as gym
-
     from oreo_agents.policies import NEEDS_EXPERT
     from oreo_agents.recording.fingerprints import FINGERPRINT_KEYS, DigestCache
     from oreo_agents.recording.locks import LOCK_DIR
     from oreo_agents.recording.writer import ShardWriter, read_manifest
 
-    env_id = resolve_env_id(cfg.env)
-    kwargs = env_kwargs(cfg, env_id, cfg.policy in NEEDS_EXPERT)
+    env_id = cfg.env_id
+    kwargs = cfg.env_kwargs(env_id, expert=cfg.policy in NEEDS_EXPERT)
     if cfg.model_dir:
         if cfg.select in ("value", "admissible") and not cfg.value:
             raise OreoError(f"--select {cfg.select} needs --value DIR (a value model from `oreo-agents train --algo oreo`)")
     digests = DigestCache(Path(cfg.out) / LOCK_DIR / "digests.json" if read_manifest(cfg.out) else None)
-    settings = fingerprint_settings(cfg, content_settings(cfg), lambda: gym.make(env_id, **kwargs), digests)
+    settings = fingerprint_settings(cfg, content_settings(cfg), lambda: make_env(env_id, kwargs), digests)
     writer = ShardWriter(cfg.out, settings, resume=cfg.resume, shard_size=cfg.shard_size, path_keys=PATH_SETTINGS,
                          unverified_keys=FINGERPRINT_KEYS)
     digests.path = Path(cfg.out) / LOCK_DIR / "digests.json"
@@ -188,8 +185,6 @@ def fingerprint_settings(cfg: CollectConfig, settings: dict[str, Any], make_env:
 
 
 def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str, Any]) -> Any:
-    import gymnasium as gym
-
     import oreo_agents
     from oreo_agents.recording.collect import CollectProgress
     from oreo_agents.recording.schema import EpisodeMetadata
@@ -224,7 +219,7 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
         previous = None
     try:
         summary = collect_episodes(
-            lambda: gym.make(env_id, **kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
+            lambda: make_env(env_id, kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
             samples_per_task=cfg.samples_per_task, seed=cfg.seed, metadata=metadata, env_id=env_id,
             plan_key=plan_key, task_options=task_reset_options, progress=progress,
         )

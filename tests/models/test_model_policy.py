@@ -9,7 +9,6 @@ torch = pytest.importorskip("torch")
 
 import oreo_agents  # noqa: E402,F401
 from oreo_agents.errors import OreoError  # noqa: E402
-from oreo_agents.policies import make_policy  # noqa: E402
 from oreo_agents.turns import Turn  # noqa: E402
 from oreo_agents.models.policy import ModelPolicy  # noqa: E402
 from oreo_agents.prompting import MATH_FORMAT, encode_episode  # noqa: E402
@@ -73,7 +72,7 @@ def test_unparseable_reply_and_context_overflow(tiny):
     assert d.aborted and d.action is None and d.prompt_token_ids == ctx.new_ids
 
 
-def test_make_policy_model_and_bad_folder(tiny, tmp_path):
+def test_model_policy_from_pretrained_and_bad_folder(tiny, tmp_path):
     assert ModelPolicy.from_pretrained(str(tiny), temperature=0.5).metadata()["sampling"]["temperature"] == 0.5
     with pytest.raises(OreoError, match="no such model directory"):
         ModelPolicy(tmp_path / "missing")
