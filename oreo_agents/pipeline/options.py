@@ -181,13 +181,20 @@ class AgentOptions:
     def build(self, seed: int, sampling: "SamplingOptions | None" = None, *, policy: str | None = None,
               value: str | None = None, select: str | None = None) -> Any:
         """The Policy these options name (``policy`` / ``value`` / ``select`` override the fields, for eval's lists)."""
+        name, mode = policy or self.policy, select or self.select
+        if name in SCRIPTED_POLICIES:  # no model: nothing of torch is imported (the agent layer would import it)
+            from oreo_agents.policies import make_policy
+
+            if mode != "greedy":
+                raise OreoError(f"--select {mode} needs a model policy (--policy <checkpoint dir>), not '{name}'")
+            options = {"expert": {}, "random": {"seed": seed}, "noisy-expert": {"eps": self.eps, "seed": seed}}[name]
+            return make_policy(name, **options)
         from oreo_agents.agent import build_agent
 
         s = sampling if sampling is not None else self if isinstance(self, SamplingOptions) else SamplingOptions()
-        return build_agent(policy or self.policy, value=value if policy is not None else self.value,
-                           select=select or self.select, k=self.k, eps=self.eps, temperature=s.temperature,
-                           top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed, backend=self.backend,
-                           device=self.device, dtype=self.dtype)
+        return build_agent(name, value=value if policy is not None else self.value, select=mode, k=self.k,
+                           temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed,
+                           backend=self.backend, device=self.device, dtype=self.dtype)
 
 
 @dataclass
