@@ -66,7 +66,7 @@ def main() -> None:
     from oreo_agents.models.loading import build_tiny_model
     from oreo_agents.models.generation import HFBackend
     from oreo_agents.models.policy import ModelPolicy
-    from oreo_agents.recording.collect import collect_episodes
+    from oreo_agents.pipeline.collect import collect_episodes
     from oreo_agents.recording.dataset import load_episodes
     from oreo_agents.recording.writer import ShardWriter
 

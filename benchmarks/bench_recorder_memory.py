@@ -33,7 +33,8 @@ def _worker(episodes: int, steps: int, num_envs: int, out: str, trace: bool) -> 
 
     from oreo_agents.envs.core import text_space
     from oreo_agents.turns import Decision
-    from oreo_agents.recording import EpisodeMetadata, ShardWriter, collect_episodes
+    from oreo_agents.pipeline.collect import collect_episodes
+    from oreo_agents.recording import EpisodeMetadata, ShardWriter
 
     words = "apple bowl cabinet drawer fridge knife lettuce mug pan plate sink spoon table toaster tomato".split()
 

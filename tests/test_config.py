@@ -111,7 +111,7 @@ BAD_VALUES = [
     ("collect", "max_steps", "ten", "is not a valid integer"),
     ("collect", "seed", "x", "is not a valid integer"),
     ("collect", "resume", "maybe", "is not a valid boolean"),
-    ("collect", "policy", "oracle", "is not one of"),
+    ("collect", "select", "oracle", "is not one of"),
     ("collect", "episodes", 3.5, "is not a valid integer"),
     ("collect", "episodes", True, "is not a valid integer"),
     ("collect", "episodes", None, "null is not allowed"),

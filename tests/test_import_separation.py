@@ -36,3 +36,16 @@ def test_module_imports_without_torch(module):
     code = BLOCK_TORCH + f"import {module}\nprint('OK')\n"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module", ["oreo_agents.rollouts", "oreo_agents.pipeline.collect", "oreo_agents.pipeline.play"])
+def test_scripted_collection_and_play_import_without_torch(module):
+    """The rollout runner and the collect / play pipeline with a scripted policy need no torch."""
+    code = BLOCK_TORCH + (
+        f"import {module}\n"
+        "from oreo_agents.pipeline.options import AgentOptions\n"
+        "assert AgentOptions(policy='noisy-expert').build(0).name == 'noisy-expert'\n"
+        "print('OK')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]

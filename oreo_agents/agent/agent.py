@@ -184,21 +184,23 @@ def _device_of(policy: ModelPolicy) -> Any:
 
 
 
-SCRIPTED = ("expert", "random")
+SCRIPTED = ("expert", "random", "noisy-expert")
 
 
-def build_agent(policy: str, *, value: str | None = None, select: str = "greedy", k: int = 4, temperature: float = 1.0,
-                top_p: float = 1.0, max_new_tokens: int = 64, seed: int = 0, backend: str = "hf",
-                device: str | None = None, dtype: str | None = None) -> Policy:
-    """What ``--policy expert|random|<checkpoint dir>`` plus ``--value/--select/--k`` name, as one Policy."""
+def build_agent(policy: str, *, value: str | None = None, select: str = "greedy", k: int = 4, eps: float = 0.2,
+                temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64, seed: int = 0,
+                backend: str = "hf", device: str | None = None, dtype: str | None = None) -> Policy:
+    """What ``--policy expert|random|noisy-expert|<model folder>`` plus ``--value/--select/--k`` name, as one Policy
+    (``eps``: the noisy expert's probability of a random action)."""
     from oreo_agents.policies import make_policy
 
     if policy in SCRIPTED:
         if select != "greedy":
             raise OreoError(f"--select {select} needs a model policy (--policy <checkpoint dir>), not '{policy}'")
-        return make_policy(policy, **({"seed": seed} if policy == "random" else {}))
+        options = {"expert": {}, "random": {"seed": seed}, "noisy-expert": {"eps": eps, "seed": seed}}[policy]
+        return make_policy(policy, **options)
     p = Path(policy).expanduser()
     if not p.is_dir():
-        raise OreoError(f"--policy {policy}: not expert, random or a model directory")
+        raise OreoError(f"--policy {policy}: not expert, random, noisy-expert or a model directory")
     return Agent.load(p, value=value, select=select, k=k, temperature=temperature, top_p=top_p,
                       max_new_tokens=max_new_tokens, seed=seed, backend=backend, device=device, dtype=dtype)

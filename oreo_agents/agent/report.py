@@ -7,7 +7,7 @@
 - :func:`plot_overall` (``eval.png``): one panel per split, one bar per agent with its CI.
 - :func:`plot_task_types` (``eval_task_types.png``): a heat map per split, agents x task types, cells ``k/n``.
 
-Rows are :class:`oreo_agents.agent.evaluate.Row`; an agent is the pair (agent label, selection mode).
+Rows are :class:`oreo_agents.agent.rows.Row`; an agent is the pair (agent label, selection mode).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from oreo_agents.agent.evaluate import ALL, Row
+from oreo_agents.agent.rows import ALL, Row
 from oreo_agents.stats import wilson
 
 TRAIN = "train"

@@ -18,12 +18,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from enum import StrEnum
+from typing import Any, Sequence
 
 from oreo_agents.errors import OreoError
 
-SelectMode = Literal["greedy", "sample", "value", "admissible"]
-SELECT_MODES: tuple[str, ...] = ("greedy", "sample", "value", "admissible")
+class SelectMode(StrEnum):
+    """How the agent picks each reply (a str, so ``SelectMode.VALUE == "value"`` and it prints as ``value``)."""
+
+    GREEDY = "greedy"  # the policy's most likely reply
+    SAMPLE = "sample"  # one reply sampled at the policy's temperature
+    VALUE = "value"  # K sampled replies, act with the highest V at the reply's last token (the paper's agent search)
+    ADMISSIBLE = "admissible"  # score every admissible command by V (or the policy's log-prob without a value model)
+
+
+SELECT_MODES: tuple[str, ...] = tuple(m.value for m in SelectMode)
 
 
 def check_select(select: str, *, k: int, has_value: bool) -> None:

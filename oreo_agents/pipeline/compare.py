@@ -109,7 +109,7 @@ def rft_round(cfg: CompareConfig, r: int, policy: str) -> str | None:
     rollouts = Path(cfg.datasets) / f"rft-round-{r}" / "rollouts"
     stage(Path(cfg.out) / f"rft-round-{r}" / "rollouts.done.json",
           f"RFT round {r}: collect {cfg.samples_per_task} rollouts per task with {policy}",
-          lambda: collect_stage(cfg, rollouts, policy="model", model=policy, samples=cfg.samples_per_task))
+          lambda: collect_stage(cfg, rollouts, policy=policy, samples=cfg.samples_per_task))
     return baseline_stage(cfg, "rft", policy, rollouts, folder=Path(cfg.out) / f"rft-round-{r}" / "rft",
                           title=f"RFT round {r}: RFT on its successes")
 
@@ -174,7 +174,7 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
                   lambda: value_stage(out / "eval", oreo, value))
     pooled, per_seed = pool(rows_by_seed)
     report = write_compare(cfg, pooled, per_seed)
-    from oreo_agents.cli.evaluate import print_table
+    from oreo_agents.pipeline.evaluate import print_table
 
     print_table(pooled, metric_of(cfg), overall_only=True)
     console.print(f"report: {report}", markup=False)

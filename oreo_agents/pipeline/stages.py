@@ -88,14 +88,16 @@ def eval_splits_of(cfg: LoopConfig) -> list[str]:
 
 
 # --- stages ---------------------------------------------------------------------------------------------------------------
-def collect_stage(cfg: LoopConfig, out: Path, *, policy: str, model: str | None = None, samples: int = 1) -> dict[str, Any]:
-    from oreo_agents.cli.collect import CollectConfig, run_collect
+def collect_stage(cfg: LoopConfig, out: Path, *, policy: str, samples: int = 1) -> dict[str, Any]:
+    """Collect with ``policy`` (expert, random, noisy-expert or a model folder) into ``out``."""
+    from oreo_agents.pipeline.collect import CollectConfig, run_collect
+    from oreo_agents.pipeline.options import is_model_policy
 
     collect_cfg = CollectConfig(
         env=cfg.env, split="train", games_root=cfg.games_root, task_types=list(cfg.task_types), max_steps=cfg.max_steps,
         num_tasks=cfg.train_tasks,
-        policy=policy, model=model, temperature=cfg.temperature, samples_per_task=samples,
-        episodes=cfg.train_tasks * samples, num_envs=cfg.num_envs if policy == "model" else 1, seed=cfg.seed, out=str(out),
+        policy=policy, temperature=cfg.temperature, samples_per_task=samples,
+        episodes=cfg.train_tasks * samples, num_envs=cfg.num_envs if is_model_policy(policy) else 1, seed=cfg.seed, out=str(out),
     )
     summary = run_collect(collect_cfg)
     return {"dataset": str(out), "episodes": summary.recorded + summary.skipped, "success_rate": summary.success_rate}
@@ -141,7 +143,7 @@ def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_game
     itself (greedy agents greedily): how well it learned what it saw, beside how far that carries. Episodes are saved
     under ``out/<agent>/{held-out,train-games}/episodes/`` (the value lens reads them).
     """
-    from oreo_agents.cli.evaluate import EvalConfig, run_eval
+    from oreo_agents.pipeline.evaluate import EvalConfig, run_eval
 
     from oreo_agents.agent.evaluate import Row
 
@@ -231,7 +233,7 @@ def oreo_round(cfg: LoopConfig, r: int, policy: str, value: str | None) -> tuple
     out, data = Path(cfg.out) / f"round-{r}", Path(cfg.datasets) / f"round-{r}"
     rollouts = data / "rollouts"
     stage(out / "rollouts.done.json", f"round {r}: collect {cfg.samples_per_task} rollouts per task with {policy}",
-          lambda: collect_stage(cfg, rollouts, policy="model", model=policy, samples=cfg.samples_per_task))
+          lambda: collect_stage(cfg, rollouts, policy=policy, samples=cfg.samples_per_task))
     extra = {"value_model": value} if value else {}
     stage(out / "oreo.done.json", f"round {r}: train OREO (beta {cfg.beta})",
           lambda: train_stage(cfg, out / "oreo", algo="oreo", data=[rollouts], model=policy, beta=cfg.beta,

@@ -6,7 +6,7 @@ No torch here. The pieces::
     ShardWriter        atomic Parquet shards + manifest; resume skips committed episode ids; one writer per plan/share
     DatasetLock        the advisory locks that keep two writers of the same episodes apart (locks.py)
     fingerprints       content hashes of the env's task data and of model weights, for the manifest
-    collect_episodes   N envs, one batched policy.act per round, streamed to a ShardWriter
+    plan_episodes      the deterministic plan of a collection (the loop: oreo_agents.pipeline.collect)
     load_episodes      a recorded folder as a datasets.Dataset with the explicit Features
     exports            SFT (messages / prompt-completion), DPO pairs, KTO rows
 
@@ -19,12 +19,11 @@ import importlib
 from typing import Any
 
 # name -> module. Resolved on first use (PEP 562): importing oreo_agents.recording.schema (which turns.py does)
-# must not pull in the collection loop, which itself imports turns.py.
+# must not pull in the rest of the package.
 _EXPORTS = {
     "CollectProgress": "collect",
     "CollectSummary": "collect",
     "PlannedEpisode": "collect",
-    "collect_episodes": "collect",
     "plan_episodes": "collect",
     "count_episodes": "dataset",
     "iter_episodes": "dataset",
@@ -63,7 +62,6 @@ __all__ = [
     "RecordEpisode",
     "ShardWriter",
     "StepRecord",
-    "collect_episodes",
     "count_episodes",
     "episode_features",
     "iter_episodes",

@@ -3,8 +3,9 @@
 It works on any ``gymnasium.Env`` whose observations and actions are strings (ours or anyone's): the task fields are
 read from ``info`` when the env provides them (``task_id``, ``task_type``, ``goal``, ``split``, ``won``) and fall back
 to neutral values otherwise. What a language model produced alongside an action (token ids, log-probs, value, raw
-reply) reaches the record through :meth:`RecordEpisode.step_with`, which takes the policy's
-:class:`~oreo_agents.turns.Decision`; plain :meth:`step` records the action alone::
+reply) reaches the record through the ``decision`` attribute, set to the policy's :class:`~oreo_agents.turns.Decision`
+before :meth:`step` (``reset`` and ``step`` keep Gymnasium's signatures, so outer wrappers forward them); without it
+``step`` records the action alone::
 
     >>> import gymnasium as gym
     >>> from oreo_agents.recording import RecordEpisode
@@ -13,7 +14,9 @@ reply) reaches the record through :meth:`RecordEpisode.step_with`, which takes t
     >>> obs, reward, terminated, truncated, info = env.step(info["expert_action"])  # doctest: +SKIP
     >>> env.last_episode.to_row()["length"]          # set once an episode has ended  # doctest: +SKIP
 
-Finished episodes go to ``on_episode`` (e.g. :meth:`ShardWriter.add <oreo_agents.recording.writer.ShardWriter.add>`)
+The rules that build a record (what a step stores, how an episode's ending is named) are the functions below, shared
+with the rollout runner (:mod:`oreo_agents.rollouts`), which also applies the policy-side endings (an unparseable reply,
+an aborted decision). Finished episodes go to ``on_episode`` (e.g. :meth:`ShardWriter.add <oreo_agents.recording.writer.ShardWriter.add>`)
 and to ``last_episode``; the wrapper keeps nothing else, so memory does not grow with the number of episodes.
 """
 
@@ -34,7 +37,6 @@ from oreo_agents.envs.core import (
     INFO_WON,
     TERMINATION_ABORTED,
     TERMINATION_FAILURE,
-    TERMINATION_INVALID,
     TERMINATION_SUCCESS,
     TERMINATION_TRUNCATED,
 )
@@ -46,7 +48,8 @@ from oreo_agents.turns import StepRecord
 INFO_EPISODE_ID = "episode_id"
 
 
-def _env_id_of(env: gym.Env) -> str:
+def env_id_of(env: gym.Env) -> str:
+    """The env's registered id (or its class name when it has none)."""
     spec = getattr(env.unwrapped, "spec", None) or getattr(env, "spec", None)
     return spec.id if spec is not None else type(env.unwrapped).__name__
 
@@ -54,6 +57,62 @@ def _env_id_of(env: gym.Env) -> str:
 def _task_id_fallback(observation: str) -> str:
     # An env that names no task: the first observation identifies it (same game -> same text) well enough to group.
     return "obs-" + hashlib.sha256(observation.encode()).hexdigest()[:12]
+
+
+def start_record(observation: str, info: dict[str, Any], *, env_id: str, metadata: EpisodeMetadata,
+                 sample_index: int = 0, episode_id: str | None = None) -> EpisodeRecord:
+    """The record of an episode that just reset to ``observation`` / ``info`` (task fields read from ``info``).
+
+    ``episode_id`` defaults to :meth:`EpisodeRecord.make_episode_id` (task, metadata, ``sample_index``)."""
+    record = EpisodeRecord(
+        env_id=env_id,
+        task_id=str(info.get(INFO_TASK_ID) or _task_id_fallback(observation)),
+        split=str(info.get(INFO_SPLIT, "") or ""),
+        task_type=str(info.get(INFO_TASK_TYPE, "") or ""),
+        goal=str(info.get(INFO_GOAL, "") or ""),
+        initial_observation=observation,
+        metadata=replace(metadata),
+        sample_index=sample_index,
+    )
+    record.episode_id = episode_id or record.make_episode_id()
+    return record
+
+
+def decision_extras(decision: Any) -> dict[str, Any]:
+    """What a policy's Decision adds to its step: the raw reply, prompt / completion token ids, log-probs, value."""
+    if decision is None:
+        return {}
+    return {
+        "prompt_token_ids": [int(t) for t in (decision.prompt_token_ids or [])],
+        "completion_token_ids": [int(t) for t in (decision.completion_token_ids or [])],
+        "completion_logprobs": [float(x) for x in (decision.completion_logprobs or [])],
+        "value": float(decision.value) if decision.value is not None else math.nan,
+    }
+
+
+def env_step_record(action: Any, observation: str, reward: SupportsFloat, info: dict[str, Any],
+                    decision: Any = None) -> StepRecord:
+    """A step the env took (``decision``: the policy's Decision that chose ``action``, or None)."""
+    reply = (decision.reply or None) if decision is not None else None
+    return StepRecord(action=str(action), observation=observation, reward=float(reward),
+                      won=bool(info.get(INFO_WON, False)), reply=reply, **decision_extras(decision))
+
+
+def invalid_step_record(decision: Any) -> StepRecord:
+    """The step of a reply that held no parseable action: the env never saw it, so the observation is empty, the
+    reward 0 and the state unchanged (OREO's ALFWorld data); the episode then ends as ``invalid_action``."""
+    return StepRecord(action="", observation="", reward=0.0, won=False, reply=decision.reply or "",
+                      **decision_extras(decision))
+
+
+def termination_of(terminated: bool, truncated: bool, won: bool) -> str | None:
+    """How an env step ended the episode (None: it did not): a win is a success whether the env terminated or hit its
+    step limit on that step; otherwise ``failure`` (terminated) or ``truncated`` (step limit)."""
+    if terminated:
+        return TERMINATION_SUCCESS if won else TERMINATION_FAILURE
+    if truncated:
+        return TERMINATION_SUCCESS if won else TERMINATION_TRUNCATED
+    return None
 
 
 class RecordEpisode(gym.Wrapper):
@@ -65,8 +124,10 @@ class RecordEpisode(gym.Wrapper):
         env_id: stored as ``env_id``; defaults to the env's registered id.
         on_episode: called with each finished :class:`EpisodeRecord`.
 
-    ``reset`` takes two optional keyword-only extras: ``episode_id`` (otherwise derived from the task, metadata and
-    ``sample_index`` by :meth:`EpisodeRecord.make_episode_id`) and ``sample_index`` (which sample of this task).
+    Attributes read by ``reset`` / ``step`` (set them before the call; outer wrappers reach them with
+    ``get_wrapper_attr`` / ``set_wrapper_attr``): ``sample_index`` (which sample of this task, part of the derived
+    episode id), ``next_episode_id`` (used once by the next ``reset`` instead of the derived id) and ``decision`` (the
+    policy's Decision for the next ``step``, used once: its reply, token ids, log-probs and value are recorded).
     """
 
     def __init__(
@@ -79,74 +140,42 @@ class RecordEpisode(gym.Wrapper):
     ) -> None:
         super().__init__(env)
         self.record_metadata = metadata or EpisodeMetadata()
-        self.record_env_id = env_id or _env_id_of(env)
+        self.record_env_id = env_id or env_id_of(env)
         self.on_episode = on_episode
+        self.sample_index = 0
+        self.next_episode_id: str | None = None
+        self.decision: Any = None
         self.episode: EpisodeRecord | None = None  # the running episode
         self.last_episode: EpisodeRecord | None = None  # the latest finished one
-        self._last_obs = ""
-        self._last_info: dict[str, Any] = {}
 
     # --- gymnasium API ----------------------------------------------------------------------------------------------
-    def reset(
-        self,
-        *,
-        seed: int | None = None,
-        options: dict[str, Any] | None = None,
-        episode_id: str | None = None,
-        sample_index: int = 0,
-    ) -> tuple[str, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         if self.episode is not None and self.episode.steps:
             # Reset in the middle of an episode: keep what happened, marked as stopped from outside.
             self._finish(TERMINATION_ABORTED)
         obs, info = self.env.reset(seed=seed, options=options)
         obs = str(obs)
-        task_id = str(info.get(INFO_TASK_ID) or _task_id_fallback(obs))
-        record = EpisodeRecord(
-            env_id=self.record_env_id,
-            task_id=task_id,
-            split=str(info.get(INFO_SPLIT, "") or ""),
-            task_type=str(info.get(INFO_TASK_TYPE, "") or ""),
-            goal=str(info.get(INFO_GOAL, "") or ""),
-            initial_observation=obs,
-            metadata=replace(self.record_metadata),
-            sample_index=sample_index,
-        )
-        record.episode_id = episode_id or record.make_episode_id()
-        self.episode = record
+        episode_id, self.next_episode_id, self.decision = self.next_episode_id, None, None
+        self.episode = start_record(obs, info, env_id=self.record_env_id, metadata=self.record_metadata,
+                                    sample_index=self.sample_index, episode_id=episode_id)
         info = dict(info)
-        info[INFO_EPISODE_ID] = record.episode_id
-        self._last_obs, self._last_info = obs, info
+        info[INFO_EPISODE_ID] = self.episode.episode_id
         return obs, info
 
     def step(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        return self._step(action, reply=None, extras={})
+        episode = self._require_episode()
+        decision, self.decision = self.decision, None
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        obs = str(obs)
+        episode.steps.append(env_step_record(action, obs, reward, info, decision))
+        info = dict(info)
+        info[INFO_EPISODE_ID] = episode.episode_id
+        ending = termination_of(terminated, truncated, bool(info.get(INFO_WON, False)))
+        if ending is not None:
+            self._finish(ending)
+        return obs, reward, terminated, truncated, info
 
     # --- recording extras -------------------------------------------------------------------------------------------
-    def step_with(self, decision: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Step with a policy :class:`~oreo_agents.turns.Decision`, recording its reply, token ids and log-probs.
-
-        A decision whose ``action`` is None (the reply held no parseable action) does not reach the env: the episode
-        ends here with reward 0 and termination ``invalid_action``, as in OREO's ALFWorld data. A decision marked
-        ``aborted`` ends the episode as ``aborted`` (returned as truncated) without recording a step.
-        """
-        extras = {
-            "prompt_token_ids": [int(t) for t in (decision.prompt_token_ids or [])],
-            "completion_token_ids": [int(t) for t in (decision.completion_token_ids or [])],
-            "completion_logprobs": [float(x) for x in (decision.completion_logprobs or [])],
-            "value": float(decision.value) if decision.value is not None else math.nan,
-        }
-        if getattr(decision, "aborted", False):
-            # The policy could not act at all (e.g. context too long): nothing was sent and nothing is recorded as a
-            # step; the episode ends as stopped from outside.
-            episode = self._require_episode()
-            self._finish(TERMINATION_ABORTED)
-            info = dict(self._last_info)
-            info[INFO_EPISODE_ID] = episode.episode_id
-            return self._last_obs, 0.0, False, True, info
-        if decision.action is None:
-            return self._invalid(decision.reply or "", extras)
-        return self._step(decision.action, reply=decision.reply or None, extras=extras)
-
     def abort(self) -> EpisodeRecord | None:
         """End the running episode from outside (e.g. the context grew past the model's limit); returns the record."""
         if self.episode is None:
@@ -158,34 +187,6 @@ class RecordEpisode(gym.Wrapper):
         if self.episode is None:
             raise gym.error.ResetNeeded("RecordEpisode: call reset() before step() (the previous episode has ended)")
         return self.episode
-
-    def _step(self, action: Any, *, reply: str | None, extras: dict[str, Any]):
-        episode = self._require_episode()
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        obs = str(obs)
-        won = bool(info.get(INFO_WON, False))
-        episode.steps.append(
-            StepRecord(action=str(action), observation=obs, reward=float(reward), won=won, reply=reply, **extras)
-        )
-        info = dict(info)
-        info[INFO_EPISODE_ID] = episode.episode_id
-        self._last_obs, self._last_info = obs, info
-        if terminated or truncated:
-            if terminated:
-                termination = TERMINATION_SUCCESS if won else TERMINATION_FAILURE
-            else:
-                termination = TERMINATION_SUCCESS if won else TERMINATION_TRUNCATED
-            self._finish(termination)
-        return obs, reward, terminated, truncated, info
-
-    def _invalid(self, reply: str, extras: dict[str, Any]):
-        episode = self._require_episode()
-        # The env never saw this reply, so the "observation" is empty and the state did not change.
-        episode.steps.append(StepRecord(action="", observation="", reward=0.0, won=False, reply=reply, **extras))
-        self._finish(TERMINATION_INVALID)
-        info = dict(self._last_info)
-        info[INFO_EPISODE_ID] = episode.episode_id
-        return self._last_obs, 0.0, True, False, info
 
     def _finish(self, termination: str) -> EpisodeRecord:
         episode = self._require_episode()

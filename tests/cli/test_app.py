@@ -65,7 +65,7 @@ def test_bracketed_words_in_error_messages_survive():
 
 
 def test_collect_summary_prints_paths_and_task_types_as_written():
-    from oreo_agents.cli.collect import CollectConfig, print_summary
+    from oreo_agents.pipeline.collect import CollectConfig, print_summary
     from oreo_agents.console import console
     from oreo_agents.recording.collect import CollectSummary
 

@@ -9,11 +9,10 @@ torch = pytest.importorskip("torch")
 
 import oreo_agents  # noqa: E402,F401
 from oreo_agents.errors import OreoError  # noqa: E402
-from oreo_agents.policies import make_policy  # noqa: E402
 from oreo_agents.turns import Turn  # noqa: E402
 from oreo_agents.models.policy import ModelPolicy  # noqa: E402
 from oreo_agents.prompting import MATH_FORMAT, encode_episode  # noqa: E402
-from oreo_agents.recording.collect import collect_episodes  # noqa: E402
+from oreo_agents.pipeline.collect import collect_episodes  # noqa: E402
 from oreo_agents.recording.dataset import load_episodes  # noqa: E402
 from oreo_agents.recording.writer import ShardWriter  # noqa: E402
 from tests.models.tiny_lm import build  # noqa: E402
@@ -73,8 +72,8 @@ def test_unparseable_reply_and_context_overflow(tiny):
     assert d.aborted and d.action is None and d.prompt_token_ids == ctx.new_ids
 
 
-def test_make_policy_model_and_bad_folder(tiny, tmp_path):
-    assert make_policy("model", model=str(tiny), temperature=0.5).metadata()["sampling"]["temperature"] == 0.5
+def test_model_policy_from_pretrained_and_bad_folder(tiny, tmp_path):
+    assert ModelPolicy.from_pretrained(str(tiny), temperature=0.5).metadata()["sampling"]["temperature"] == 0.5
     with pytest.raises(OreoError, match="no such model directory"):
         ModelPolicy(tmp_path / "missing")
 

@@ -77,5 +77,5 @@ def test_make_policy_errors():
         make_policy("greedy")
     with pytest.raises(OreoError, match="policy 'expert' takes no option"):
         make_policy("expert", eps=0.1)
-    with pytest.raises(OreoError, match="needs a model directory"):
-        make_policy("model")
+    with pytest.raises(OreoError, match=r"pass the model folder itself \(--policy <folder>"):
+        make_policy("model")  # the policies layer loads no model: build_agent does, from --policy <folder>

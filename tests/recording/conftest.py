@@ -19,7 +19,8 @@ def toy_dataset(tmp_path):
     import toy_env  # noqa: F401  (registers Toy-v0)
 
     from oreo_agents.policies import make_policy
-    from oreo_agents.recording import EpisodeMetadata, ShardWriter, collect_episodes
+    from oreo_agents.pipeline.collect import collect_episodes
+    from oreo_agents.recording import EpisodeMetadata, ShardWriter
 
     out = tmp_path / "toy"
     with ShardWriter(out, {"policy": "noisy-expert", "eps": 0.4}, shard_size=16) as writer:

@@ -8,7 +8,8 @@ import toy_env  # noqa: F401  (registers Toy-v0)
 
 from oreo_agents.errors import OreoError
 from oreo_agents.policies import make_policy
-from oreo_agents.recording import EpisodeMetadata, ShardWriter, collect_episodes, load_episodes, plan_episodes
+from oreo_agents.pipeline.collect import collect_episodes
+from oreo_agents.recording import EpisodeMetadata, ShardWriter, load_episodes, plan_episodes
 
 
 class CountingPolicy:

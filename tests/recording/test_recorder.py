@@ -51,38 +51,44 @@ def test_failure_and_truncation_terminations():
     assert env.last_episode.termination == "truncated" and env.last_episode.to_row()["length"] == 3
 
 
-def test_step_with_records_model_extras_exactly():
+def test_decision_set_before_step_records_model_extras_exactly():
     env = RecordEpisode(gym.make("Toy-v0"))
     env.reset(seed=0)
-    d = Decision(action="inc", reply="inc.", prompt_token_ids=[5, 6, 7], completion_token_ids=[9, 2],
-                 completion_logprobs=[-0.5, -0.25], value=0.75)
-    env.step_with(d)
-    step = env.episode.steps[0].to_row()
+    env.decision = Decision(action="inc", reply="inc.", prompt_token_ids=[5, 6, 7], completion_token_ids=[9, 2],
+                            completion_logprobs=[-0.5, -0.25], value=0.75)
+    env.step("inc")
+    env.step("inc")  # the decision is used once: the next plain step records the action alone
+    step, plain = (s.to_row() for s in env.episode.steps)
     assert step["action"] == "inc" and step["reply"] == "inc."
     assert step["prompt_token_ids"] == [5, 6, 7] and step["completion_token_ids"] == [9, 2]
     assert step["completion_logprobs"] == [-0.5, -0.25] and step["value"] == 0.75
+    assert plain["reply"] == "inc" and plain["completion_token_ids"] == [] and math.isnan(plain["value"])
 
 
-def test_unparseable_reply_ends_episode_without_stepping_env():
-    env = RecordEpisode(gym.make("Toy-v0"))
-    obs0, _ = env.reset(seed=0)
+def test_reset_and_step_keep_gymnasium_signatures_so_outer_wrappers_forward_them():
+    """An outer wrapper (here Gymnasium's own) forwards reset/step, and reaches the recorder's attributes."""
+    import inspect
+
+    assert list(inspect.signature(RecordEpisode.reset).parameters) == ["self", "seed", "options"]
+    assert list(inspect.signature(RecordEpisode.step).parameters) == ["self", "action"]
+    finished = []
+    env = gym.wrappers.TimeLimit(RecordEpisode(gym.make("Toy-v0"), on_episode=finished.append), max_episode_steps=2)
+    env.set_wrapper_attr("next_episode_id", "outer")
+    obs, info = env.reset(seed=0)
+    assert info[INFO_EPISODE_ID] == "outer"
+    env.set_wrapper_attr("decision", Decision(action="inc", reply="inc!", value=0.5))
     env.step("inc")
-    inner_steps = env.unwrapped.t
-    obs, reward, terminated, truncated, _ = env.step_with(Decision(action=None, reply="I think...", completion_token_ids=[4]))
-    assert env.unwrapped.t == inner_steps  # the env never saw the reply
-    assert terminated and not truncated and reward == 0.0 and obs == "The counter shows 1."
-    record = env.last_episode
-    assert record.termination == "invalid_action" and record.steps[-1].reply == "I think..." and record.steps[-1].action == ""
-    with pytest.raises(gym.error.ResetNeeded):
-        env.step("inc")
+    env.step("inc")
+    assert env.get_wrapper_attr("episode").steps[0].reply == "inc!"  # the inner record is still running (limit 2)
 
 
-def test_aborted_decision_and_reset_mid_episode_end_as_aborted():
+def test_abort_and_reset_mid_episode_end_as_aborted():
     env = RecordEpisode(gym.make("Toy-v0"))
     env.reset(seed=0)
     env.step("inc")
-    *_, truncated, _ = env.step_with(Decision(action=None, aborted=True, prompt_token_ids=[1] * 10))
-    assert truncated and env.last_episode.termination == "aborted" and len(env.last_episode.steps) == 1
+    assert env.abort().termination == "aborted" and len(env.last_episode.steps) == 1
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step("inc")
     env.reset(seed=1)
     env.step("inc")
     env.reset(seed=2)  # the running episode is kept, marked aborted
@@ -100,7 +106,11 @@ def test_env_without_task_info_gets_stable_fallback_ids():
     assert a.env_id == "NoInfoToyEnv" and a.task_id.startswith("obs-") and a.task_id == b.task_id
     assert a.split == "" and a.task_type == ""
     # Same task, same metadata, same sample index -> same deterministic id; another sample index -> another id.
-    env.reset(seed=5, sample_index=1)
+    env.sample_index = 1
+    env.reset(seed=5)
     assert env.episode.episode_id != a.episode_id
-    env.reset(seed=5, episode_id="given")
+    env.next_episode_id = "given"
+    env.reset(seed=5)
     assert env.episode.episode_id == "given"
+    env.reset(seed=5)  # next_episode_id is used once
+    assert env.episode.episode_id not in ("given", a.episode_id)

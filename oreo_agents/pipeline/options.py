@@ -1,0 +1,179 @@
+"""The option groups the commands are composed of (TRL style: dataclasses whose fields are the flags and YAML keys),
+and the one place that turns env options into an env.
+
+``collect``, ``eval`` and ``play`` inherit :class:`EnvOptions`, :class:`AgentOptions` and :class:`SamplingOptions`, so
+each concept has one definition, one help text and one default; a command overrides a field only where it must (eval
+takes several ``--policy`` / ``--split``; collect samples by default because it records training data).
+
+
+``resolve_env_id`` maps an env family (``alfworld``, ``math``, ``webshop``) or a Gymnasium id to a registered id, and
+``env_kwargs`` maps the env options of a command (``split``, ``data_path``, ``games_root``, ``source``,
+``task_types``, ``max_steps``, ``num_tasks``) onto the env constructor's keywords. This is the only code that knows
+the env constructors' vocabulary; when :func:`oreo_agents.envs.make` takes one vocabulary for every env, ``make_env``
+is where to point at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from oreo_agents.errors import OreoError
+
+SCRIPTED_POLICIES = ("expert", "random", "noisy-expert")
+# The selection modes as click choices; the values are oreo_agents.agent.selection.SelectMode's (checked by a test).
+SelectChoice = Literal["greedy", "sample", "value", "admissible"]
+
+# Options that are env options: their names are the envs' own (the one vocabulary of oreo_agents.envs.make).
+ENV_OPTIONS = ("split", "data_path", "games_root", "source", "task_types", "max_steps", "num_tasks")
+
+
+def resolve_env_id(name: str) -> str:
+    """The Gymnasium id of ``--env`` (a family name, an id, or ``module:Id-v0``); one line naming it when unknown."""
+    from oreo_agents import envs
+
+    try:
+        return envs.resolve(name)
+    except OreoError as exc:
+        raise OreoError(f"--{exc}") from None
+
+
+def env_kwargs(cfg: Any, env_id: str, needs_expert: bool, *, default_split: str | None = "train") -> dict[str, Any]:
+    """``envs.make`` options from the env options that were set (None / [] leave the env's default); ``make`` checks
+    each against the env and names any it does not take."""
+    from oreo_agents.envs import options_of
+
+    kwargs = {name: getattr(cfg, name, None) for name in ENV_OPTIONS}
+    kwargs = {k: v for k, v in kwargs.items() if v not in (None, [])}
+    accepted = options_of(env_id)
+    if accepted is not None and "split" not in accepted and kwargs.get("split") == default_split:
+        del kwargs["split"]  # a third-party env without splits, and no split asked for
+    if needs_expert:
+        if accepted is not None and "expert" not in accepted:
+            raise OreoError(f"--policy {getattr(cfg, 'policy', 'expert')} needs an expert, and env {env_id} has none (no 'expert' option)")
+        kwargs["expert"] = True
+    return kwargs
+
+
+def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
+    """The env ``env_id`` built with ``kwargs`` (from :func:`env_kwargs`)."""
+    from oreo_agents import envs
+
+    return envs.make(env_id, **kwargs)
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class EnvOptions:
+    """Which env, which tasks, how long an episode may run."""
+
+    env: str = field(default="alfworld", metadata=_help(
+        "Env family (alfworld, math, webshop) or any registered Gymnasium id ('module:Id-v0' imports it)."))
+    split: str = field(default="train", metadata=_help(
+        "Split: train / valid_seen / valid_unseen (ALFWorld), train / test (math, web shop)."))
+    data_path: str | None = field(default=None, metadata=_help(
+        "Env data: real ALFWorld root, a math problems file (jsonl/parquet), or web-shop data folder."))
+    games_root: str | None = field(default=None, metadata=_help(
+        "ALFWorld: embedded games root (default $OREO_AGENTS_DATA/alfworld/embedded or ./envs/alfworld/embedded)."))
+    source: str | None = field(default=None, metadata=_help(
+        "Math: problem source (embedded, gsm8k, math, reasoning-gym:NAME); env default when unset."))
+    task_types: list[str] = field(default_factory=list, metadata=_help("Keep only these task types (repeatable)."))
+    num_tasks: int | None = field(default=None, metadata=_help(
+        "How many games / problems the env holds (env default when unset)."))
+    max_steps: int | None = field(default=None, metadata=_help(
+        "Step limit per episode (the env's own default when unset: the one place it is defined)."))
+    seed: int = field(default=0, metadata=_help(
+        "Seed: which tasks are played (episode i resets with seed + i) and the policy's randomness."))
+
+    @property
+    def env_id(self) -> str:
+        return resolve_env_id(self.env)
+
+    def make(self, split: str | None = None, expert: bool = False) -> Any:
+        """One env from these options (``split`` overrides the option; ``expert``: build it with its expert)."""
+        env_id = self.env_id
+        return make_env(env_id, self.env_kwargs(env_id, split=split, expert=expert))
+
+    def env_kwargs(self, env_id: str, *, split: str | None = None, expert: bool = False) -> dict[str, Any]:
+        from types import SimpleNamespace
+
+        values = {name: getattr(self, name, None) for name in ENV_OPTIONS}
+        if split is not None:
+            values["split"] = split
+        elif not isinstance(values["split"], (str, type(None))):  # eval's list of splits: pass one with split=
+            values["split"] = None
+        return env_kwargs(SimpleNamespace(policy=getattr(self, "policy", ""), **values), env_id, expert)
+
+
+@dataclass
+class AgentOptions:
+    """Who acts: a scripted policy or a model folder, optionally with a value model and a selection mode."""
+
+    policy: str = field(default="expert", metadata=_help(
+        "Who acts: expert, random, noisy-expert, or a model folder (save_pretrained, e.g. runs/sft/policy)."))
+    value: str | None = field(default=None, metadata=_help(
+        "Value model folder (from `train --algo oreo`): shows V, enables --select value / admissible by V."))
+    select: SelectChoice = field(default="greedy", metadata=_help(
+        "How each reply is chosen: greedy, sample (temperature), value (best of --k by V), admissible (score each command)."))
+    k: int = field(default=4, metadata=_help("Candidates per turn for --select value."))
+    eps: float = field(default=0.2, metadata=_help("noisy-expert: probability of a random admissible action."))
+    backend: Literal["hf", "vllm"] = field(default="hf", metadata=_help("Generation backend (vllm needs a GPU)."))
+    device: str | None = field(default=None, metadata=_help("torch device, e.g. cpu or cuda (default: cuda if present)."))
+    dtype: str | None = field(default=None, metadata=_help("Model dtype: float32, bfloat16 or float16."))
+
+    def __post_init__(self) -> None:
+        self.check_agent()
+
+    def check_agent(self) -> None:
+        """``select`` as a :class:`~oreo_agents.agent.selection.SelectMode`, ``k`` positive (commands that take one
+        selection call this from their own ``__post_init__``)."""
+        from oreo_agents.agent.selection import SelectMode
+
+        if isinstance(self.select, str):
+            try:
+                self.select = SelectMode(self.select)
+            except ValueError:
+                raise OreoError(f"--select {self.select}: choose {', '.join(m.value for m in SelectMode)}") from None
+        if self.k < 1:
+            raise OreoError(f"--k must be at least 1, got {self.k}")
+
+    def build(self, seed: int, sampling: "SamplingOptions | None" = None, *, policy: str | None = None,
+              value: str | None = None, select: str | None = None) -> Any:
+        """The Policy these options name (``policy`` / ``value`` / ``select`` override the fields, for eval's lists)."""
+        name, mode = policy or self.policy, select or self.select
+        if name in SCRIPTED_POLICIES:  # no model: nothing of torch is imported (the agent layer would import it)
+            from oreo_agents.policies import make_policy
+
+            if mode != "greedy":
+                raise OreoError(f"--select {mode} needs a model policy (--policy <checkpoint dir>), not '{name}'")
+            options = {"expert": {}, "random": {"seed": seed}, "noisy-expert": {"eps": self.eps, "seed": seed}}[name]
+            return make_policy(name, **options)
+        from oreo_agents.agent import build_agent
+
+        s = sampling if sampling is not None else self if isinstance(self, SamplingOptions) else SamplingOptions()
+        return build_agent(name, value=value if policy is not None else self.value, select=mode, k=self.k,
+                           temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed,
+                           backend=self.backend, device=self.device, dtype=self.dtype)
+
+
+@dataclass
+class SamplingOptions:
+    """How a model policy samples its replies."""
+
+    temperature: float = field(default=1.0, metadata=_help("Sampling temperature (0 = greedy) for sample / value selection."))
+    top_p: float = field(default=1.0, metadata=_help("Nucleus sampling mass."))
+    max_new_tokens: int = field(default=64, metadata=_help("Longest reply in tokens."))
+
+
+def is_model_policy(policy: str) -> bool:
+    return policy not in SCRIPTED_POLICIES
+
+
+def policy_label(policy: str) -> str:
+    """A short name for tables: the scripted name, or the model folder's last two parts."""
+    p = Path(policy)
+    return policy if policy in SCRIPTED_POLICIES else "/".join(p.parts[-2:]) if len(p.parts) > 1 else policy

@@ -1,0 +1,118 @@
+"""A play session as a library function: episodes of one agent, step by step, for ``oreo-agents play`` to render.
+
+:class:`PlaySession` builds the agent and the env from a :class:`PlayConfig` and plays its episodes with the rollout
+runner (:mod:`oreo_agents.rollouts`), one env, yielding :class:`EpisodeBegins` when an episode resets and a
+:class:`PlayStep` after every decision (what the agent considered, the action, the reward, the running success rate)::
+
+    >>> session = PlaySession(PlayConfig(env="alfworld", policy="expert", episodes=2))       # doctest: +SKIP
+    >>> for event in session.events():                                                       # doctest: +SKIP
+    ...     print(event)
+
+The session's episodes are the same as ``collect``'s and ``eval``'s: the same runner ends them by the same rules.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from oreo_agents.envs.core import INFO_TASK_ID
+from oreo_agents.errors import OreoError
+from oreo_agents.pipeline.options import AgentOptions, EnvOptions, SamplingOptions
+from oreo_agents.rollouts import EpisodeStarted, Job, StepTaken, rollouts
+from oreo_agents.turns import Decision
+
+
+@dataclass
+class PlayConfig(SamplingOptions, AgentOptions, EnvOptions):
+    """Settings of ``play`` (YAML keys of ``--config`` and flags are these field names); the env, agent and sampling
+    options come from :mod:`oreo_agents.pipeline.options`."""
+
+    game: str | None = field(default=None, metadata={"help": "Play this game / problem: an index, a problem id or a game folder."})
+    episodes: int = field(default=1, metadata={"help": "Episodes to play."})
+    delay: float = field(default=0.0, metadata={"help": "Seconds to pause after each step."})
+    step: bool = field(default=False, metadata={"help": "Wait for Enter before each step (manual stepping)."})
+    save_trace: str | None = field(default=None, metadata={"help": "Write every step as JSON lines to this file."})
+    export: str | None = field(default=None, metadata={"help": "Save the rendered frames as .svg or .html."})
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise OreoError(f"--episodes must be at least 1, got {self.episodes}")
+        self.check_agent()
+        if self.delay < 0:
+            raise OreoError(f"--delay must be >= 0, got {self.delay}")
+        if self.export and Path(self.export).suffix.lower() not in (".svg", ".html", ".htm"):
+            raise OreoError(f"--export {self.export}: the file must end in .svg or .html")
+
+
+@dataclass
+class EpisodeBegins:
+    episode: int  # 1-based
+    episodes: int
+    task: str
+    goal: str
+    observation: str
+
+
+@dataclass
+class PlayStep:
+    """One decision and what it did. ``step`` counts the env steps of the episode so far (an unparseable or aborted
+    decision takes none); ``done`` is the episode's ending when this decision ended it, else ""."""
+
+    episode: int
+    episodes: int
+    task: str
+    goal: str
+    decision: Decision
+    observation: str
+    reward: float
+    step: int
+    done: str
+    wins: int
+    played: int
+
+
+class PlaySession:
+    """The agent and env of a :class:`PlayConfig`; :meth:`events` plays its episodes (see the module docstring)."""
+
+    def __init__(self, cfg: PlayConfig) -> None:
+        from oreo_agents.policies import NEEDS_EXPERT
+
+        self.cfg = cfg
+        self.env_id = cfg.env_id
+        self.agent = cfg.build(cfg.seed)
+        self.env = cfg.make(expert=cfg.policy in NEEDS_EXPERT)
+        self.max_steps: int | None = getattr(self.env.unwrapped, "max_steps", None)
+        self.wins = self.played = 0
+
+    def events(self) -> Iterator[EpisodeBegins | PlayStep]:
+        """Play ``cfg.episodes`` episodes (episode i resets with ``seed + i``; ``--game`` picks the task of each)."""
+        cfg = self.cfg
+        jobs = [Job(seed=cfg.seed + ep, task=cfg.game, tag=ep + 1) for ep in range(cfg.episodes)]
+        task = goal = ""
+        steps = 0
+        with closing(rollouts(lambda: self.env, self.agent, jobs, env_id=self.env_id, task_options=_game_options)) as run:
+            for event in run:
+                if isinstance(event, EpisodeStarted):
+                    task, goal, steps = str(event.info.get(INFO_TASK_ID, "")), str(event.info.get("goal", "")), 0
+                    yield EpisodeBegins(event.job.tag, cfg.episodes, task, goal, event.observation)
+                elif isinstance(event, StepTaken):
+                    steps += int(event.stepped_env)
+                    if event.termination:
+                        self.played += 1
+                        self.wins += int(event.termination == "success")
+                    yield PlayStep(event.job.tag, cfg.episodes, task, goal, event.decision, event.observation,
+                                   event.reward, steps, event.termination, self.wins, self.played)
+
+
+def _game_options(env: Any, game: str | None) -> dict[str, Any] | None:
+    if game is None:
+        return None
+    from oreo_agents.envs.core import task_list
+
+    found = task_list(env)
+    if found is None:
+        raise OreoError(f"--game: env {type(env.unwrapped).__name__} cannot be told which task to play")
+    return {found[0]: int(game) if game.lstrip("-").isdigit() else game}

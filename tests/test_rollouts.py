@@ -1,0 +1,193 @@
+"""The rollout runner (oreo_agents/rollouts.py): the termination rules, one batched act per turn over the envs still
+running, the events in order, per-episode seeding, and that batching does not change an episode."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "recording"))
+import toy_env  # noqa: E402,F401  (registers Toy-v0)
+
+from oreo_agents.errors import OreoError  # noqa: E402
+from oreo_agents.policies import make_policy  # noqa: E402
+from oreo_agents.rollouts import (  # noqa: E402
+    EpisodeFinished,
+    EpisodeStarted,
+    Job,
+    StepTaken,
+    TurnFinished,
+    finished_records,
+    rollouts,
+)
+from oreo_agents.turns import Decision  # noqa: E402
+
+
+class Scripted:
+    """Plays a fixed list of decisions per episode (by the job's tag) and logs every act call's batch size."""
+
+    name = "scripted"
+
+    def __init__(self, plans: dict) -> None:
+        self.plans, self.batches = plans, []
+
+    def act(self, turns):
+        self.batches.append(len(turns))
+        return [self.plans[t.info["tag"]][len(t.history)] if len(t.history) < len(self.plans[t.info["tag"]])
+                else self.plans[t.info["tag"]][-1] for t in turns]
+
+    def metadata(self):
+        return {}
+
+
+class Tagged(gym.Wrapper):
+    """Puts the task option into info so the scripted policy knows which plan it plays."""
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.tag = (options or {}).get("tag")
+        return obs, {**info, "tag": self.tag}
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        return obs, r, term, trunc, {**info, "tag": self.tag}
+
+
+def _env(max_steps=12):
+    return Tagged(gym.make("Toy-v0", max_steps=max_steps))
+
+
+def _run(plans, *, num_envs=1, max_steps=12, closed=None):
+    """Jobs 0..n-1 (seed 0: the toy target is the same for all), each playing plans[i]."""
+    def make():
+        env = _env(max_steps)
+        if closed is not None:
+            original = env.close
+            env.close = lambda: (closed.append(env), original())
+        return env
+
+    policy = Scripted(plans)
+    jobs = [Job(seed=0, task=i, tag=i) for i in range(len(plans))]
+    events = list(rollouts(make, policy, jobs, num_envs=num_envs, task_options=lambda env, task: {"tag": task}))
+    return events, policy
+
+
+def _target():
+    env = gym.make("Toy-v0")
+    env.reset(seed=0)
+    return env.unwrapped.target
+
+
+def _act(a):
+    return Decision(action=a, reply=a)
+
+
+def test_each_ending_is_named_by_one_rule():
+    n = _target()
+    win = [_act("inc")] * n + [_act("submit")]
+    plans = {
+        0: win,                                                            # success
+        1: [_act("dec"), _act("submit")],                                  # failure (terminated, not won)
+        2: [_act("look")],                                                 # truncated (step limit 3)
+        3: [_act("inc"), Decision(action=None, reply="hmm", completion_token_ids=[7], value=0.5)],  # invalid_action
+        4: [_act("inc"), Decision(action=None, aborted=True)],             # aborted
+    }
+    events, _ = _run(plans, max_steps=max(3, n + 1))
+    records = {e.job.tag: e.record for e in events if isinstance(e, EpisodeFinished)}
+    assert records[0].termination == "success" and records[0].success and len(records[0].steps) == n + 1
+    assert records[1].termination == "failure" and not records[1].success
+    assert records[2].termination == "truncated" and len(records[2].steps) == max(3, n + 1)
+    invalid = records[3]
+    assert invalid.termination == "invalid_action" and len(invalid.steps) == 2
+    last = invalid.steps[-1]
+    assert (last.action, last.observation, last.reward, last.reply) == ("", "", 0.0, "hmm")
+    assert last.completion_token_ids == [7] and last.value == 0.5
+    aborted = records[4]
+    assert aborted.termination == "aborted" and len(aborted.steps) == 1  # the aborted decision is no step
+    # The step events say so too, and whether the env saw the decision.
+    steps = {e.job.tag: e for e in events if isinstance(e, StepTaken) and e.termination}
+    assert steps[3].terminated and not steps[3].truncated and not steps[3].stepped_env
+    assert steps[4].truncated and not steps[4].terminated and not steps[4].stepped_env
+    assert steps[0].stepped_env and steps[0].reward == 1.0
+
+
+def test_one_batched_act_per_turn_over_the_envs_still_running():
+    short, long = [_act("dec"), _act("submit")], [_act("look")] * 4 + [_act("submit")]
+    closed = []
+    events, policy = _run({0: short, 1: long, 2: short}, num_envs=2, max_steps=12, closed=closed)
+    # Two envs for three jobs: turn 1-2 both run; job 0 ends, job 2 takes its env; then jobs 1 and 2 run together.
+    assert policy.batches == [2, 2, 2, 2, 1]
+    assert [e.active for e in events if isinstance(e, TurnFinished)] == policy.batches
+    assert len(closed) == 2  # min(num_envs, jobs) envs, all closed
+    assert [e.slot for e in events if isinstance(e, EpisodeStarted)] == [0, 1, 0]
+
+
+def test_events_come_in_order_and_the_episode_id_reaches_the_policy():
+    events, _ = _run({0: [_act("submit")]})
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["EpisodeStarted", "StepTaken", "EpisodeFinished", "TurnFinished"]
+    started, step, finished = events[:3]
+    assert started.info["episode_id"] == started.episode.episode_id == finished.record.episode_id
+    assert step.info["episode_id"] == finished.record.episode_id and step.termination == finished.record.termination
+
+
+def test_jobs_set_seed_task_id_sample_and_metadata():
+    from oreo_agents.recording.schema import EpisodeMetadata
+
+    seen = []
+
+    def make():
+        env = gym.make("Toy-v0", expert=True)
+        original = env.reset
+
+        def reset(*, seed=None, options=None):
+            seen.append((seed, options))
+            return original(seed=seed, options=options)
+
+        env.reset = reset
+        return env
+
+    jobs = [Job(seed=5, task=2, episode_id="given", sample_index=3, metadata=EpisodeMetadata(policy="mine")),
+            Job(seed=6, task=0)]
+    records = list(finished_records(rollouts(make, make_policy("expert"), jobs, env_id="Named",
+                                             metadata=EpisodeMetadata(policy="base"),
+                                             task_options=lambda env, task: {"n": task}))
+                   )
+    assert seen == [(5, {"n": 2}), (6, {"n": 0})]
+    assert records[0].episode_id == "given" and records[0].sample_index == 3 and records[0].metadata.policy == "mine"
+    assert records[1].metadata.policy == "base" and records[1].env_id == "Named" and records[1].success
+
+
+def test_batching_does_not_change_an_episode():
+    """Random play seeded per episode id: the same jobs give the same records whatever num_envs."""
+    def play(num_envs):
+        jobs = [Job(seed=s, sample_index=s) for s in range(5)]
+        return [r.to_row() for r in finished_records(rollouts(lambda: gym.make("Toy-v0", max_steps=6),
+                                                              make_policy("random", seed=1), jobs, num_envs=num_envs))]
+
+    one, three = play(1), play(3)
+    assert sorted(one, key=lambda r: r["episode_id"]) == sorted(three, key=lambda r: r["episode_id"])
+
+
+def test_a_policy_that_drops_a_decision_is_an_error_and_envs_are_closed():
+    closed = []
+
+    class Drops:
+        name = "drops"
+
+        def act(self, turns):
+            return []
+
+    def make():
+        env = gym.make("Toy-v0")
+        env.close = lambda: closed.append(env)
+        return env
+
+    with pytest.raises(OreoError, match="returned 0 decisions for 2 turns"):
+        list(rollouts(make, Drops(), [Job(seed=0), Job(seed=1)], num_envs=2))
+    assert len(closed) == 2
+    with pytest.raises(OreoError, match="at least one env"):
+        list(rollouts(make, Drops(), [Job()], num_envs=0))
