@@ -26,12 +26,11 @@ checks the two agree value by value.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
-
-import enum
 
 import yaml
 

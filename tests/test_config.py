@@ -91,7 +91,7 @@ def test_every_shipped_recipe_loads_into_its_command_config():
     """configs/<command>-*.yaml: every key is an option of that command and every value passes its checks."""
     from pathlib import Path
 
-    from oreo_agents.cli.collect import CollectConfig
+    from oreo_agents.pipeline.collect import CollectConfig
     from oreo_agents.learning.config import TrainConfig
     from oreo_agents.pipeline.compare import CompareConfig
 
@@ -126,7 +126,7 @@ BAD_VALUES = [
 
 
 def _config_class(command):
-    from oreo_agents.cli.collect import CollectConfig
+    from oreo_agents.pipeline.collect import CollectConfig
     from oreo_agents.learning.config import TrainConfig
 
     return {"collect": CollectConfig, "train": TrainConfig}[command]

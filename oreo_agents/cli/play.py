@@ -15,111 +15,68 @@ import io
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from oreo_agents.config import build_config, config_options
+from oreo_agents.cli.flags import config_options
+from oreo_agents.config import build_config
 from oreo_agents.console import console, is_interactive, user_errors
 from oreo_agents.pipeline.play import EpisodeBegins, PlayConfig, PlaySession, PlayStep
 
 
-def _fmt(x: float) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+def _fmt(x: float, signed: bool = False) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.3f}" if signed else f"{x:.3f}"
 
 
-@dataclass
-class Frame:
-    """What one step shows."""
+def render(event: PlayStep, max_steps: int | None) -> Any:
+    """The rich view of one step: goal, observation, the candidates with log p, V and A, the chosen one highlighted."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
 
-    episode: int
-    episodes: int
-    task: str
-    goal: str
-    observation: str
-    step: int
-    max_steps: int | None
-    candidates: list[dict[str, Any]]
-    action: str | None = None
-    reward: float = 0.0
-    done: str = ""
-    wins: int = 0
-    played: int = 0
-    value_before: float = math.nan  # V of the context the action was chosen in
-
-    @property
-    def value_after(self) -> float:
-        chosen = next((c for c in self.candidates if c["chosen"]), None)
-        return math.nan if chosen is None or chosen["value"] is None else float(chosen["value"])
-
-    @property
-    def advantage(self) -> float:
-        """A_t = V(after the chosen action) - V(before it); NaN without a value model."""
-        return self.value_after - self.value_before
-
-    def value_line(self) -> str:
-        if math.isnan(self.advantage):
-            return ""
-        return f"V before {self.value_before:.3f} -> after {self.value_after:.3f}   A_t {self.advantage:+.3f}"
-
-    def render(self) -> Any:
-        from rich.console import Group
-        from rich.panel import Panel
-        from rich.table import Table
-        from rich.text import Text
-
-        rate = f"{self.wins}/{self.played} ({self.wins / self.played:.0%})" if self.played else "-"
-        steps = f"{self.step}/{self.max_steps}" if self.max_steps else str(self.step)
-        head = Text.assemble(("episode ", "dim"), f"{self.episode}/{self.episodes}  ", ("task ", "dim"), self.task,
-                             ("  step ", "dim"), steps, ("  reward ", "dim"), f"{self.reward:g}",
-                             ("  success ", "dim"), rate)
-        table = Table(expand=True, show_edge=False, pad_edge=False)
-        table.add_column("", width=2)
-        table.add_column("candidate reply", ratio=1, overflow="fold")
-        table.add_column("log p", justify="right", width=9)
-        table.add_column("V", justify="right", width=8)
-        table.add_column("A", justify="right", width=8)
-        for c in self.candidates:
-            style = "bold green" if c["chosen"] else ""
-            text = c["action"] if c["action"] is not None else f"(no action) {c['reply']!r}"
-            adv = _signed(c["value"] - self.value_before if c["value"] is not None else math.nan)
-            table.add_row("▶" if c["chosen"] else "", Text(text), _fmt(c["logprob"]), _fmt(c["value"]), adv, style=style)
-        parts = [head, Panel(Text(self.goal or "-"), title="goal", title_align="left"),  # Text: game text is not markup
-                 Panel(Text(self.observation[-1500:] or "-"), title="observation", title_align="left"), table]
-        if self.value_line():
-            a = self.advantage
-            parts.append(Text.assemble(("chosen action: ", "dim"), self.value_line(),
-                                       style="green" if a > 0 else "red" if a < 0 else ""))
-        if self.done:
-            parts.append(Text(f"episode over: {self.done}", style="bold green" if self.done == "success" else "bold red"))
-        return Panel(Group(*parts), title="oreo-agents play", border_style="cyan")
-
-    def plain(self) -> str:
-        chosen = next((c for c in self.candidates if c["chosen"]), None)
-        values = f"; {self.value_line()}" if self.value_line() else ""
-        lines = [f"[ep {self.episode} step {self.step}] > {self.action}"
-                 + (f"  (log p {_fmt(chosen['logprob'])}, V {_fmt(chosen['value'])}{values})" if chosen else "")]
-        lines += [f"    candidate: {c['action']!r}  log p {_fmt(c['logprob'])}  V {_fmt(c['value'])}"
-                  for c in self.candidates if len(self.candidates) > 1]
-        return "\n".join(lines)
+    rate = f"{event.wins}/{event.played} ({event.wins / event.played:.0%})" if event.played else "-"
+    steps = f"{event.step}/{max_steps}" if max_steps else str(event.step)
+    head = Text.assemble(("episode ", "dim"), f"{event.episode}/{event.episodes}  ", ("task ", "dim"), event.task,
+                         ("  step ", "dim"), steps, ("  reward ", "dim"), f"{event.reward:g}", ("  success ", "dim"), rate)
+    table = Table(expand=True, show_edge=False, pad_edge=False)
+    table.add_column("", width=2)
+    table.add_column("candidate reply", ratio=1, overflow="fold")
+    for name, width in (("log p", 9), ("V", 8), ("A", 8)):
+        table.add_column(name, justify="right", width=width)
+    for c in event.candidates:
+        text = c["action"] if c["action"] is not None else f"(no action) {c['reply']!r}"
+        adv = _fmt(c["value"] - event.value_before if c["value"] is not None else math.nan, signed=True)
+        table.add_row("▶" if c["chosen"] else "", Text(text), _fmt(c["logprob"]), _fmt(c["value"]), adv,
+                      style="bold green" if c["chosen"] else "")
+    parts = [head, Panel(Text(event.goal or "-"), title="goal", title_align="left"),  # Text: game text is not markup
+             Panel(Text(event.observation[-1500:] or "-"), title="observation", title_align="left"), table]
+    if _value_line(event):
+        a = event.advantage
+        parts.append(Text.assemble(("chosen action: ", "dim"), _value_line(event),
+                                   style="green" if a > 0 else "red" if a < 0 else ""))
+    if event.done:
+        parts.append(Text(f"episode over: {event.done}", style="bold green" if event.done == "success" else "bold red"))
+    return Panel(Group(*parts), title="oreo-agents play", border_style="cyan")
 
 
-def _signed(x: float) -> str:
-    return "-" if x is None or math.isnan(x) else f"{x:+.3f}"
+def plain(event: PlayStep) -> str:
+    """The step as plain lines (pipes, CI logs)."""
+    chosen = next((c for c in event.candidates if c["chosen"]), None)
+    values = f"; {_value_line(event)}" if _value_line(event) else ""
+    lines = [f"[ep {event.episode} step {event.step}] > {event.decision.action}"
+             + (f"  (log p {_fmt(chosen['logprob'])}, V {_fmt(chosen['value'])}{values})" if chosen else "")]
+    lines += [f"    candidate: {c['action']!r}  log p {_fmt(c['logprob'])}  V {_fmt(c['value'])}"
+              for c in event.candidates if len(event.candidates) > 1]
+    return "\n".join(lines)
 
 
-def _candidates(decision: Any) -> list[dict[str, Any]]:
-    if decision.candidates:
-        return [dict(reply=c.reply, action=c.action, logprob=c.logprob, value=c.value, chosen=c.chosen)
-                for c in decision.candidates]
-    return [dict(reply=decision.reply or decision.action or "", action=decision.action, logprob=math.nan,
-                 value=decision.value, chosen=True)]
-
-
-def _jsonable(x: Any) -> Any:
-    return None if isinstance(x, float) and math.isnan(x) else x
+def _value_line(event: PlayStep) -> str:
+    if math.isnan(event.advantage):
+        return ""
+    return f"V before {event.value_before:.3f} -> after {event.value_after:.3f}   A_t {event.advantage:+.3f}"
 
 
 @click.command("play")
@@ -158,18 +115,9 @@ def run_play(cfg: PlayConfig) -> dict[str, Any]:
                     console.print(f"episode {event.episode}/{event.episodes}  task {event.task}\ngoal: {event.goal}\n"
                                   f"{event.observation.strip()}", markup=False)
             else:
-                d = event.decision
-                frame = Frame(event.episode, event.episodes, event.task, event.goal, event.observation, event.step,
-                              session.max_steps, _candidates(d), d.action, event.reward, event.done, event.wins,
-                              event.played, value_before=float(getattr(d, "value_before", math.nan)))
-                _show(frame, live, recorder, rich_frames)
+                _show(event, session.max_steps, live, recorder, rich_frames)
                 if trace is not None:
-                    row = dict(episode=event.episode - 1, step=event.step, task_id=event.task, goal=event.goal,
-                               action=d.action, reply=d.reply, reward=event.reward, observation=event.observation,
-                               done=event.done or None, v_before=_jsonable(frame.value_before),
-                               v_after=_jsonable(frame.value_after), advantage=_jsonable(frame.advantage),
-                               candidates=[{k: _jsonable(v) for k, v in c.items()} for c in frame.candidates])
-                    trace.write(json.dumps(row) + "\n")
+                    trace.write(json.dumps(event.trace_row()) + "\n")
                 if cfg.delay:
                     time.sleep(cfg.delay)
                 if event.done and not interactive:
@@ -197,12 +145,12 @@ def run_play(cfg: PlayConfig) -> dict[str, Any]:
     return {"played": session.played, "wins": session.wins}
 
 
-def _show(frame: Frame, live: Any, recorder: Any, rich_frames: bool) -> None:
+def _show(event: PlayStep, max_steps: int | None, live: Any, recorder: Any, rich_frames: bool) -> None:
     if live is not None:
-        live.update(frame.render(), refresh=True)
+        live.update(render(event, max_steps), refresh=True)
     elif rich_frames:
-        console.print(frame.render())
+        console.print(render(event, max_steps))
     else:
-        console.print(frame.plain(), soft_wrap=True, markup=False)
+        console.print(plain(event), soft_wrap=True, markup=False)
     if recorder is not None:
-        recorder.print(frame.render())
+        recorder.print(render(event, max_steps))

@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from oreo_agents.console import user_errors
-from oreo_agents.config import build_config
 from oreo_agents.cli.flags import config_options
+from oreo_agents.config import build_config
+from oreo_agents.console import user_errors
 from oreo_agents.pipeline.loops import QuickstartConfig
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import click
 
-from oreo_agents.console import console, escape, user_errors
-from oreo_agents.config import build_config
 from oreo_agents.cli.flags import config_options
+from oreo_agents.config import build_config
+from oreo_agents.console import console, escape, user_errors
 from oreo_agents.learning.config import TrainConfig
 
 

@@ -4,7 +4,12 @@ No torch at import: each stage imports the learning stack when it runs.
 """
 
 from oreo_agents.pipeline.compare import CompareConfig, run_compare
-from oreo_agents.pipeline.loops import IterateConfig, QuickstartConfig, run_iterate, run_quickstart
+from oreo_agents.pipeline.loops import (
+    IterateConfig,
+    QuickstartConfig,
+    run_iterate,
+    run_quickstart,
+)
 from oreo_agents.pipeline.stages import AgentSpec, LoopConfig, StartConfig, stage
 
 __all__ = [

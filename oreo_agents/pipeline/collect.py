@@ -28,8 +28,8 @@ from oreo_agents.pipeline.options import (
     EnvOptions,
     SamplingOptions,
     SelectChoice,
-    make_env,
     is_model_policy,
+    make_env,
 )
 from oreo_agents.recording.collect import CollectSummary, PlannedEpisode, plan_episodes
 from oreo_agents.recording.schema import EpisodeMetadata
@@ -168,7 +168,10 @@ def run_collect(cfg: CollectConfig) -> Any:
 def fingerprint_settings(cfg: CollectConfig, settings: dict[str, Any], make_env: Any, digests: Any) -> dict[str, Any]:
     """``settings`` plus the content hashes of the env's task data and of the model/value weights (see
     :mod:`oreo_agents.recording.fingerprints`); an env whose data cannot be seen gets no data hash."""
-    from oreo_agents.recording.fingerprints import env_data_fingerprint, folder_fingerprint
+    from oreo_agents.recording.fingerprints import (
+        env_data_fingerprint,
+        folder_fingerprint,
+    )
 
     out = dict(settings)
     env = make_env()

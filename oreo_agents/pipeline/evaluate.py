@@ -17,7 +17,14 @@ from typing import Any
 
 from oreo_agents.console import console, escape, is_interactive
 from oreo_agents.errors import OreoError
-from oreo_agents.pipeline.options import AgentOptions, EnvOptions, SamplingOptions, is_model_policy, policy_label, resolve_env_id
+from oreo_agents.pipeline.options import (
+    AgentOptions,
+    EnvOptions,
+    SamplingOptions,
+    is_model_policy,
+    policy_label,
+    resolve_env_id,
+)
 
 SEARCH_MODES = ("beam", "best-of-n")
 
@@ -205,7 +212,13 @@ class _Progress:
 
     def __enter__(self) -> "_Progress":
         if is_interactive():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("ok {task.fields[rate]}"), TimeElapsedColumn(), console=console)

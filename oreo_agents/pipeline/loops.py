@@ -30,9 +30,9 @@ from oreo_agents.pipeline.stages import (
     metric_of,
     oreo_round,
     print_verdict,
-    value_stage,
     sft_stage,
     stage,
+    value_stage,
 )
 
 

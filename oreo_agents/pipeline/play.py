@@ -13,6 +13,7 @@ The session's episodes are the same as ``collect``'s and ``eval``'s: the same ru
 
 from __future__ import annotations
 
+import math
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,44 @@ class PlayStep:
     done: str
     wins: int
     played: int
+
+    @property
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every reply the agent considered (one, the chosen, for a policy that samples one), as plain dicts."""
+        d = self.decision
+        if d.candidates:
+            return [dict(reply=c.reply, action=c.action, logprob=c.logprob, value=c.value, chosen=c.chosen)
+                    for c in d.candidates]
+        return [dict(reply=d.reply or d.action or "", action=d.action, logprob=math.nan, value=d.value, chosen=True)]
+
+    @property
+    def value_before(self) -> float:
+        """V of the context the action was chosen in (NaN without a value model)."""
+        return float(getattr(self.decision, "value_before", math.nan))
+
+    @property
+    def value_after(self) -> float:
+        chosen = next((c for c in self.candidates if c["chosen"]), None)
+        return math.nan if chosen is None or chosen["value"] is None else float(chosen["value"])
+
+    @property
+    def advantage(self) -> float:
+        """A_t = V(after the chosen action) - V(before it): the credit the value gives this step; NaN without V."""
+        return self.value_after - self.value_before
+
+    def trace_row(self) -> dict[str, Any]:
+        """The step as one JSON line of ``--save-trace`` (NaN as null)."""
+        d = self.decision
+        return dict(episode=self.episode - 1, step=self.step, task_id=self.task, goal=self.goal, action=d.action,
+                    reply=d.reply, reward=self.reward, observation=self.observation, done=self.done or None,
+                    v_before=_jsonable(self.value_before), v_after=_jsonable(self.value_after),
+                    advantage=_jsonable(self.advantage),
+                    candidates=[{k: _jsonable(v) for k, v in c.items()} for c in self.candidates])
+
+
+def _jsonable(x: Any) -> Any:
+    return None if isinstance(x, float) and math.isnan(x) else x
+
 
 
 class PlaySession:

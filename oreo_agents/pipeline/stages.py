@@ -143,9 +143,8 @@ def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_game
     itself (greedy agents greedily): how well it learned what it saw, beside how far that carries. Episodes are saved
     under ``out/<agent>/{held-out,train-games}/episodes/`` (the value lens reads them).
     """
-    from oreo_agents.pipeline.evaluate import EvalConfig, run_eval
-
     from oreo_agents.agent.evaluate import Row
+    from oreo_agents.pipeline.evaluate import EvalConfig, run_eval
 
     runs = [("held-out", eval_splits_of(cfg), cfg.eval_tasks)] + ([("train-games", ["train"], cfg.train_tasks)] if train_games else [])
     rows = []

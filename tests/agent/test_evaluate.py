@@ -61,7 +61,6 @@ def test_eval_plays_every_listed_task_once_on_the_web_shop():
     """Envs that list their tasks (here WebShop's ``tasks``) are played by index, each once: not drawn by reset seed."""
     import gymnasium as gym
 
-    import oreo_agents  # noqa: F401
     from oreo_agents.agent.evaluate import episode_count, run_episodes
     from oreo_agents.policies import make_policy
 

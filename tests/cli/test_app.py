@@ -79,12 +79,15 @@ def test_collect_summary_prints_paths_and_task_types_as_written():
 def test_play_frame_shows_game_text_with_brackets():
     from rich.console import Console
 
-    from oreo_agents.cli.play import Frame
+    from oreo_agents.cli.play import render
+    from oreo_agents.pipeline.play import PlayStep
+    from oreo_agents.turns import Candidate, Decision
 
-    frame = Frame(episode=1, episodes=1, task="t", goal="buy [red] shoes", observation="search[red shoes]", step=1,
-                  max_steps=5, candidates=[dict(reply="r", action="click[b]", logprob=0.0, value=0.0, chosen=True)])
+    decision = Decision("click[b]", reply="r", candidates=[Candidate("r", "click[b]", 0.0, 0.0, chosen=True)])
+    event = PlayStep(episode=1, episodes=1, task="t", goal="buy [red] shoes", decision=decision,
+                     observation="search[red shoes]", reward=0.0, step=1, done="", wins=0, played=0)
     out = Console(width=120, record=True)
     with out.capture() as capture:
-        out.print(frame.render())
+        out.print(render(event, 5))
     text = capture.get()
     assert "buy [red] shoes" in text and "search[red shoes]" in text and "click[b]" in text

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from oreo_agents.cli.app import cli
-from oreo_agents.cli.serve import ServeConfig, make_server
+from oreo_agents.envs.webshop.server import ServeConfig, make_server
 from oreo_agents.envs.webshop.expert import WebShopExpert
 from oreo_agents.errors import OreoError
 
