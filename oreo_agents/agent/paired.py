@@ -107,3 +107,21 @@ def against(names: Sequence[str], references: Sequence[str]) -> list[tuple[str, 
     for ref in (r for r in references if r in names):
         pairs += [(name, ref) for name in names if name != ref and (ref, name) not in pairs]
     return pairs
+
+
+def append_paired_section(md: Path, outcomes: dict[str, dict[Key, bool]], pairs: Sequence[tuple[str, str]]) -> list[PairedRow]:
+    """Add the paired table to a report (``eval.md``, ``compare.md``); returns its rows (none for fewer than 2 agents)."""
+    rows = compare_pairs(outcomes, pairs) if pairs else []
+    if rows:
+        text = ["", "## Paired comparisons (same tasks, same seeds)", "",
+                "Differences in points of success rate; the paired 95% interval resamples tasks, McNemar's exact test "
+                "uses only the tasks one agent solved and the other did not.", "", *paired_markdown(rows)]
+        md.write_text(md.read_text() + "\n".join(text) + "\n")
+    return rows
+
+
+def paired_line(row: PairedRow) -> str:
+    """One printed line: ``OREO vs SFT: +6.2 points (-4.2 to +16.7), 5 vs 2 tasks only one solved, McNemar p 0.45``."""
+    s = row.stats
+    return (f"{row.agent} vs {row.reference}: {s.difference * 100:+.1f} points ({s.ci_low * 100:+.1f} to {s.ci_high * 100:+.1f}), "
+            f"{s.only_a} vs {s.only_b} tasks only one solved, McNemar p {s.p_value:.2g}")

@@ -149,7 +149,24 @@ def write_compare(cfg: CompareConfig, pooled: list[Any], per_seed: dict[tuple[st
                      f"{' '.join(f'{x:.0%}' for x in rates)} | {statistics.mean(rates):.1%} ± {sd:.1%} |")
     lines += ["", f"Per task type and the plot: {paths['md']}, {paths['png']}."]
     (out / "compare.md").write_text("\n".join(lines) + "\n")
+    from oreo_agents.agent.paired import against, append_paired_section
+
+    outcomes = held_out_outcomes(cfg, list(dict.fromkeys(r.agent for r in pooled)))
+    append_paired_section(out / "compare.md", outcomes, against(list(outcomes), ["SFT", "OREO"]))
     return out / "compare.md"
+
+
+def held_out_outcomes(cfg: CompareConfig, names: list[str]) -> dict[str, dict[Any, bool]]:
+    """Each agent's held-out outcomes over every seed, keyed by (seed, split, task, occurrence) for pairing."""
+    from oreo_agents.agent.paired import keyed, read_outcomes
+
+    outcomes: dict[str, dict[Any, bool]] = {}
+    for name in names:
+        for s in cfg.seeds:
+            path = Path(cfg.out) / f"seed-{s}" / "eval" / AgentSpec(name, "").folder / "held-out" / "outcomes.jsonl"
+            if path.is_file():
+                outcomes.setdefault(name, {}).update(keyed(read_outcomes(path), seed=s))
+    return outcomes
 
 
 def run_compare(cfg: CompareConfig) -> dict[str, Any]:

@@ -124,6 +124,12 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
     metric = "accuracy" if is_math else "success rate"
     paths = write_reports(rows, out, metric=metric, title=f"{env_id} evaluation")
     print_table(rows, metric)
+    from oreo_agents.agent.paired import append_paired_section, outcomes_by_agent, paired_line, read_outcomes
+
+    by_agent = outcomes_by_agent(read_outcomes(out / "outcomes.jsonl"))
+    for row in append_paired_section(paths["md"], by_agent, [(a, next(iter(by_agent))) for a in list(by_agent)[1:]]):
+        if row.split == "all":
+            console.print(f"paired: {paired_line(row)}", soft_wrap=True, markup=False)
     console.print(f"wrote {paths['md']}, {paths['csv']}, {paths['png']}, {paths['types']} "
                   f"({time.perf_counter() - started:.1f} s)", soft_wrap=True, markup=False)
     with_value = [(p, cfg.value[i if len(cfg.value) > 1 else 0]) for i, p in enumerate(cfg.policy)
@@ -137,7 +143,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
 def value_section(value: str, episode_dirs: list[str], out: Path, *, title: str) -> dict[str, Any] | None:
     """The value lens on the episodes a policy played: one headline printed, the report written in ``out``."""
     from oreo_agents.agent.value_report import headline, value_report_for
-    from oreo_agents.learning.data import load_episodes
+    from oreo_agents.recording.dataset import load_episode_rows as load_episodes
     from oreo_agents.recording.writer import shard_paths
 
     dirs = [d for d in episode_dirs if shard_paths(d)]  # search modes (beam, best-of-n) record no episodes
