@@ -33,7 +33,6 @@ from oreo_agents.pipeline.options import (
 )
 from oreo_agents.recording.collect import CollectSummary, PlannedEpisode, plan_episodes
 from oreo_agents.recording.schema import EpisodeMetadata
-from oreo_agents.rollouts import EpisodeFinished, Job, TurnFinished, rollouts
 from oreo_agents.turns import Policy
 
 
@@ -312,6 +311,8 @@ def collect_episodes(
             cooperating collectors writing into one folder, each with a ``ShardWriter(..., share=f"{i}-of-{n}")``.
             Episodes are the same as in an unshared run (their content depends on the settings and their id only).
     """
+    from oreo_agents.rollouts import EpisodeFinished, Job, TurnFinished, rollouts  # gymnasium: loaded when episodes run, not for --help
+
     if num_envs < 1:
         raise OreoError(f"num_envs must be at least 1, got {num_envs}")
     if share is not None and not (share[1] >= 1 and 0 <= share[0] < share[1]):

@@ -22,7 +22,6 @@ from typing import Any, Iterator
 from oreo_agents.envs.core import INFO_TASK_ID
 from oreo_agents.errors import OreoError
 from oreo_agents.pipeline.options import AgentOptions, EnvOptions, SamplingOptions
-from oreo_agents.rollouts import EpisodeStarted, Job, StepTaken, rollouts
 from oreo_agents.turns import Decision
 
 
@@ -128,6 +127,8 @@ class PlaySession:
 
     def events(self) -> Iterator[EpisodeBegins | PlayStep]:
         """Play ``cfg.episodes`` episodes (episode i resets with ``seed + i``; ``--game`` picks the task of each)."""
+        from oreo_agents.rollouts import EpisodeStarted, Job, StepTaken, rollouts  # gymnasium: loaded when episodes run, not for --help
+
         cfg = self.cfg
         jobs = [Job(seed=cfg.seed + ep, task=cfg.game, tag=ep + 1) for ep in range(cfg.episodes)]
         task = goal = ""
