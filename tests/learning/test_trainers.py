@@ -41,7 +41,7 @@ def test_oreo_values_separate_success_from_failure(mixed_dataset: Path, tmp_path
 
 @pytest.mark.parametrize("algo", ["sft", "rft", "dpo"])
 def test_baselines_run(algo: str, mixed_dataset: Path, tmp_path: Path):
-    summary = make_trainer(cfg(mixed_dataset, tmp_path / algo, tmp_path / "cache", algo=algo, epochs=2, beta=0.1)).train()
+    summary = make_trainer(cfg(mixed_dataset, tmp_path / algo, tmp_path / "cache", algo=algo, epochs=2, dpo_beta=0.1)).train()
     records = [json.loads(x) for x in (tmp_path / algo / "metrics.jsonl").read_text().splitlines()]
     assert summary["updates"] == len(records) >= 1
     assert all(r["loss"] == r["loss"] for r in records)  # no NaN
