@@ -60,7 +60,14 @@ def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
     """The env ``env_id`` built with ``kwargs`` (from :func:`env_kwargs`)."""
     from oreo_agents import envs
 
-    return envs.make(env_id, **kwargs)
+    try:
+        return envs.make(env_id, **kwargs)
+    except OreoError as exc:  # name the flag the user gave, not the keyword it became
+        message = str(exc)
+        option = next((k for k in kwargs if message.startswith(f"{k} is not an option")), None)
+        if option is None:
+            raise
+        raise OreoError(f"--{option.replace('_', '-')}{message[len(option):]}") from None
 
 
 def _help(text: str) -> dict[str, str]:

@@ -65,7 +65,7 @@ def test_refusals_are_one_line_errors(tmp_path):
     assert unknown.exit_code == 2 and "env nope: not an env family" in unknown.output
     no_expert = run("collect", "--env", "oreo_agents/WebShop-v0", "--policy", "random", "--task-types", "a",
                     "--out", str(tmp_path / "w"))
-    assert no_expert.exit_code == 2 and "task_types is not an option of env oreo_agents/WebShop-v0" in no_expert.output
+    assert no_expert.exit_code == 2 and "--task-types is not an option of env oreo_agents/WebShop-v0" in no_expert.output
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("episodes: 3\nepisdoes: 4\n")
     typo = run("collect", "--config", str(bad_yaml), "--out", str(tmp_path / "y"))
