@@ -156,3 +156,57 @@ def _game_options(env: Any, game: str | None) -> dict[str, Any] | None:
     if found is None:
         raise OreoError(f"--game: env {type(env.unwrapped).__name__} cannot be told which task to play")
     return {found[0]: int(game) if game.lstrip("-").isdigit() else game}
+
+
+# --- how a step looks: a rich panel on a terminal, plain lines in pipes and CI logs (like agent/report.py's tables) ---
+def _fmt(x: float, signed: bool = False) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.3f}" if signed else f"{x:.3f}"
+
+
+def render(event: PlayStep, max_steps: int | None) -> Any:
+    """The rich view of one step: goal, observation, the candidates with log p, V and A, the chosen one highlighted."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    rate = f"{event.wins}/{event.played} ({event.wins / event.played:.0%})" if event.played else "-"
+    steps = f"{event.step}/{max_steps}" if max_steps else str(event.step)
+    head = Text.assemble(("episode ", "dim"), f"{event.episode}/{event.episodes}  ", ("task ", "dim"), event.task,
+                         ("  step ", "dim"), steps, ("  reward ", "dim"), f"{event.reward:g}", ("  success ", "dim"), rate)
+    table = Table(expand=True, show_edge=False, pad_edge=False)
+    table.add_column("", width=2)
+    table.add_column("candidate reply", ratio=1, overflow="fold")
+    for name, width in (("log p", 9), ("V", 8), ("A", 8)):
+        table.add_column(name, justify="right", width=width)
+    for c in event.candidates:
+        text = c["action"] if c["action"] is not None else f"(no action) {c['reply']!r}"
+        adv = _fmt(c["value"] - event.value_before if c["value"] is not None else math.nan, signed=True)
+        table.add_row("▶" if c["chosen"] else "", Text(text), _fmt(c["logprob"]), _fmt(c["value"]), adv,
+                      style="bold green" if c["chosen"] else "")
+    parts = [head, Panel(Text(event.goal or "-"), title="goal", title_align="left"),  # Text: game text is not markup
+             Panel(Text(event.observation[-1500:] or "-"), title="observation", title_align="left"), table]
+    if _value_line(event):
+        a = event.advantage
+        parts.append(Text.assemble(("chosen action: ", "dim"), _value_line(event),
+                                   style="green" if a > 0 else "red" if a < 0 else ""))
+    if event.done:
+        parts.append(Text(f"episode over: {event.done}", style="bold green" if event.done == "success" else "bold red"))
+    return Panel(Group(*parts), title="oreo-agents play", border_style="cyan")
+
+
+def plain(event: PlayStep) -> str:
+    """The step as plain lines (pipes, CI logs)."""
+    chosen = next((c for c in event.candidates if c["chosen"]), None)
+    values = f"; {_value_line(event)}" if _value_line(event) else ""
+    lines = [f"[ep {event.episode} step {event.step}] > {event.decision.action}"
+             + (f"  (log p {_fmt(chosen['logprob'])}, V {_fmt(chosen['value'])}{values})" if chosen else "")]
+    lines += [f"    candidate: {c['action']!r}  log p {_fmt(c['logprob'])}  V {_fmt(c['value'])}"
+              for c in event.candidates if len(event.candidates) > 1]
+    return "\n".join(lines)
+
+
+def _value_line(event: PlayStep) -> str:
+    if math.isnan(event.advantage):
+        return ""
+    return f"V before {event.value_before:.3f} -> after {event.value_after:.3f}   A_t {event.advantage:+.3f}"

@@ -79,8 +79,7 @@ def test_collect_summary_prints_paths_and_task_types_as_written():
 def test_play_frame_shows_game_text_with_brackets():
     from rich.console import Console
 
-    from oreo_agents.cli.play import render
-    from oreo_agents.pipeline.play import PlayStep
+    from oreo_agents.pipeline.play import PlayStep, render
     from oreo_agents.turns import Candidate, Decision
 
     decision = Decision("click[b]", reply="r", candidates=[Candidate("r", "click[b]", 0.0, 0.0, chosen=True)])
