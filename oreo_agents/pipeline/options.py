@@ -39,23 +39,6 @@ def resolve_env_id(name: str) -> str:
         raise OreoError(f"--{exc}") from None
 
 
-def env_kwargs(cfg: Any, env_id: str, needs_expert: bool, *, default_split: str | None = "train") -> dict[str, Any]:
-    """``envs.make`` options from the env options that were set (None / [] leave the env's default); ``make`` checks
-    each against the env and names any it does not take."""
-    from oreo_agents.envs import options_of
-
-    kwargs = {name: getattr(cfg, name, None) for name in ENV_OPTIONS}
-    kwargs = {k: v for k, v in kwargs.items() if v not in (None, [])}
-    accepted = options_of(env_id)
-    if accepted is not None and "split" not in accepted and kwargs.get("split") == default_split:
-        del kwargs["split"]  # a third-party env without splits, and no split asked for
-    if needs_expert:
-        if accepted is not None and "expert" not in accepted:
-            raise OreoError(f"--policy {getattr(cfg, 'policy', 'expert')} needs an expert, and env {env_id} has none (no 'expert' option)")
-        kwargs["expert"] = True
-    return kwargs
-
-
 def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
     """The env ``env_id`` built with ``kwargs`` (from :func:`env_kwargs`)."""
     from oreo_agents import envs
@@ -106,14 +89,25 @@ class EnvOptions:
         return make_env(env_id, self.env_kwargs(env_id, split=split, expert=expert))
 
     def env_kwargs(self, env_id: str, *, split: str | None = None, expert: bool = False) -> dict[str, Any]:
-        from types import SimpleNamespace
+        """``envs.make`` options from the env options that were set (None / [] leave the env's default; ``split``
+        overrides the option); ``make`` checks each against the env and names any it does not take."""
+        from oreo_agents.envs import options_of
 
         values = {name: getattr(self, name, None) for name in ENV_OPTIONS}
         if split is not None:
             values["split"] = split
         elif not isinstance(values["split"], (str, type(None))):  # eval's list of splits: pass one with split=
             values["split"] = None
-        return env_kwargs(SimpleNamespace(policy=getattr(self, "policy", ""), **values), env_id, expert)
+        kwargs = {k: v for k, v in values.items() if v not in (None, [])}
+        accepted = options_of(env_id)
+        if accepted is not None and "split" not in accepted and kwargs.get("split") == "train":
+            del kwargs["split"]  # a third-party env without splits, and no split asked for (the default is train)
+        if expert:
+            if accepted is not None and "expert" not in accepted:
+                raise OreoError(f"--policy {getattr(self, 'policy', 'expert')} needs an expert, and env {env_id} has none "
+                                "(no 'expert' option)")
+            kwargs["expert"] = True
+        return kwargs
 
 
 @dataclass
