@@ -22,8 +22,10 @@ process share them. :class:`TextGame` is one game session on it with ALFWorld's 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
+import warnings
 from collections import Counter, OrderedDict, defaultdict
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ from textworld.core import GameState
 from textworld.envs.pddl import PddlEnv
 from textworld.envs.pddl import logic as pddl_logic
 from textworld.logic import Placeholder, Variable
+
+from oreo_agents.envs.alfworld.compiled import CompiledCache, decode_logic, encode_logic, game_key, names_key, resolve_cache_dir
 
 # Bounded so a long-running collector cycling through thousands of games does not grow without limit.
 _MAX_CACHED_GAMES = 512
@@ -56,9 +60,13 @@ class _LRU(OrderedDict):
         return value
 
 
-_LOGICS: dict[str, pddl_logic.GameLogic] = {}
+_LOGICS: _LRU = _LRU(_MAX_CACHED_GAMES)
 _TRANSLATIONS: _LRU = _LRU(_MAX_CACHED_GAMES)
 _RENDERINGS: _LRU = _LRU(_MAX_CACHED_GAMES)
+_ON_DISK: set[tuple[str, str]] = set()  # (cache folder, game key) whose compiled file this process knows is current
+# Rewrite a game's renderings file when this many new command texts were met since it was last written (and always
+# when the env moves to another game or closes).
+RENDER_FLUSH_EVERY = 16
 
 
 def _digest(*texts: str) -> str:
@@ -71,11 +79,7 @@ def _digest(*texts: str) -> str:
 
 def cached_logic(domain: str, grammar: str) -> pddl_logic.GameLogic:
     """Parse (domain, grammar) once per process. The grammar text embeds the goal, so games differ here."""
-    key = _digest(domain, grammar)
-    logic = _LOGICS.get(key)
-    if logic is None:
-        logic = _LOGICS[key] = pddl_logic.GameLogic(domain=domain, grammar=grammar)
-    return logic
+    return _LOGICS.get_or(_digest(domain, grammar), lambda: pddl_logic.GameLogic(domain=domain, grammar=grammar))
 
 
 def _pddl2sas(domain: str, problem: str, optimize: bool) -> tuple[Any, str]:
@@ -87,25 +91,121 @@ def _pddl2sas(domain: str, problem: str, optimize: bool) -> tuple[Any, str]:
         sys.argv[:] = argv
 
 
+class _Params:
+    """An operator schema's parameters as ``_make_action`` and textworld's ``plan_to_templated_actions`` read them."""
+
+    def __init__(self, name: str, parameters: list) -> None:
+        self.name = name
+        self.parameters = [_Param(p, t) for p, t in parameters]
+
+
+class _Param:
+    def __init__(self, name: str, type_name: str) -> None:
+        self.name, self.type_name = name, type_name
+
+
 class _Translation:
-    """Everything PddlState derives from (domain, problem) before play starts: computed once per game."""
+    """Everything PddlState derives from (domain, problem) before play starts: computed once per game, or read back
+    from its compiled file (then ``task``, Fast Downward's parsed task, is None: nothing reads it after this)."""
 
     def __init__(self, domain: str, problem: str) -> None:
-        self.task, self.sas = _pddl2sas(domain, problem, optimize=False)
-        _, self.sas_replan = _pddl2sas(domain, problem, optimize=True)
-        self.sas_bytes = self.sas.encode("utf-8")
-        self.sas_replan_bytes = self.sas_replan.encode("utf-8")
-        self.name2type = {o.name: o.type_name for o in self.task.objects}
-        self.actions = {a.name: a for a in self.task.actions}
-        # Predicates some action can change; a command template that queries none of them renders the same in
-        # every state, so its text can be memoised.
-        self.fluents = {eff.literal.predicate for a in self.task.actions for eff in a.effects}
+        self.task, sas = _pddl2sas(domain, problem, optimize=False)
+        _, sas_replan = _pddl2sas(domain, problem, optimize=True)
+        self._set(
+            sas, sas_replan, {o.name: o.type_name for o in self.task.objects},
+            {a.name: a for a in self.task.actions},
+            [(t.name, list(t.supertype_names)) for t in self.task.types],
+            # Predicates some action can change; a command template that queries none of them renders the same in
+            # every state, so its text can be memoised.
+            {eff.literal.predicate for a in self.task.actions for eff in a.effects},
+        )
         self.init_facts: list | None = None  # filled by the first state built from this translation
-        self.action_cache: dict = {}
+
+    def _set(self, sas: str, sas_replan: str, name2type: dict, actions: dict, types: list, fluents: set) -> None:
+        self.sas, self.sas_replan = sas, sas_replan
+        self.sas_bytes, self.sas_replan_bytes = sas.encode("utf-8"), sas_replan.encode("utf-8")
+        self.name2type, self.actions, self.types, self.fluents = name2type, actions, types, fluents
+        self.action_cache: dict = {}  # operator name -> Action, rebuilt cheaply: never stored
+
+    def to_compiled(self) -> dict[str, Any]:
+        assert self.init_facts is not None, "a translation is stored once a state has filled its initial facts"
+        return {
+            "sas": self.sas, "sas_replan": self.sas_replan, "name2type": self.name2type,
+            "actions": {n: [[p.name, p.type_name] for p in a.parameters] for n, a in self.actions.items()},
+            "types": [list(t) for t in self.types], "fluents": sorted(self.fluents),
+            "init_facts": [[f.name, [[v.name, v.type] for v in f.arguments]] for f in self.init_facts],
+        }
+
+    @classmethod
+    def from_compiled(cls, body: dict[str, Any]) -> _Translation:
+        tr = object.__new__(cls)
+        tr.task = None
+        tr._set(
+            body["sas"], body["sas_replan"], dict(body["name2type"]),
+            {n: _Params(n, ps) for n, ps in body["actions"].items()},
+            [(n, list(s)) for n, s in body["types"]], set(body["fluents"]),
+        )
+        tr.init_facts = [
+            textworld.logic.Proposition(n, [Variable(v, t) for v, t in args]) for n, args in body["init_facts"]
+        ]
+        return tr
 
 
 def _translation(domain: str, problem: str) -> _Translation:
     return _TRANSLATIONS.get_or(_digest(domain, problem), lambda: _Translation(domain, problem))
+
+
+def _load_compiled(cache: CompiledCache | None, domain: str, grammar: str, problem: str) -> None:
+    """Memory, then disk: put the game's logic and translation in the process caches when its compiled file has them."""
+    logic_key, tr_key = _digest(domain, grammar), _digest(domain, problem)
+    if cache is None or (logic_key in _LOGICS and tr_key in _TRANSLATIONS):
+        return
+    key = game_key(domain, grammar, problem)
+    path = cache.game_path(key)
+    body = cache.read(path, key, "game")
+    if body is None:
+        return
+    try:
+        logic = decode_logic(body["logic"], domain)
+        tr = _Translation.from_compiled(body["translation"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        cache.corrupt(path, exc)
+        return
+    _LOGICS.get_or(logic_key, lambda: logic)
+    _TRANSLATIONS.get_or(tr_key, lambda: tr)
+    _ON_DISK.add((str(cache.directory), key))
+
+
+def _save_compiled(cache: CompiledCache | None, logic: Any, tr: _Translation, grammar: str, problem: str) -> None:
+    """Make sure the game's compiled file exists in ``cache`` (once per process and folder: a stat, or one write)."""
+    if cache is None:
+        return
+    key = game_key(logic.domain, grammar, problem)
+    where = (str(cache.directory), key)
+    if where in _ON_DISK:
+        return
+    if not cache.is_current(key):
+        try:
+            body = {"logic": encode_logic(logic), "translation": tr.to_compiled()}
+        except TypeError as exc:  # a grammar symbol this format cannot hold: play on, uncached
+            warnings.warn(f"compiled-game cache: not storing game {key}: {exc}", RuntimeWarning, stacklevel=2)
+            return
+        if not cache.write(cache.game_path(key), key, "game", body):
+            return
+    _ON_DISK.add(where)
+
+
+class _Renderings:
+    """The intro and static command texts of one game under one set of entity names; ``saved`` remembers, per cache
+    folder, how many texts its file held when last read or written."""
+
+    def __init__(self, intro: str | None = None, commands: dict[str, str] | None = None) -> None:
+        self.intro = intro
+        self.commands: dict[str, str] = commands or {}
+        self.saved: dict[str, int] = {}
+
+    def size(self) -> int:
+        return len(self.commands) + (self.intro is not None)
 
 
 class CachedPddlState(pddl_logic.PddlState):
@@ -123,9 +223,9 @@ class CachedPddlState(pddl_logic.PddlState):
         tr = self._tr = _translation(logic.domain, pddl_problem)
         self.task, self.sas, self.sas_replan = tr.task, tr.sas, tr.sas_replan
         self._actions = tr.actions
-        for type_ in self.task.types:
+        for name, supertypes in tr.types:
             try:
-                logic.types.add(textworld.logic.Type(type_.name, type_.supertype_names))
+                logic.types.add(textworld.logic.Type(name, supertypes))
             except ValueError:
                 pass
         self.downward_lib.load_sas(tr.sas_bytes)
@@ -199,29 +299,85 @@ _QUERY_PREDICATE = re.compile(r"([A-Za-z_][\w-]*)\s*\(")
 
 
 class CachedPddlEnv(PddlEnv):
-    """Drop-in ``PddlEnv`` (same states, commands and feedback) with per-game memoisation; see the module doc."""
+    """Drop-in ``PddlEnv`` (same states, commands and feedback) with per-game memoisation; see the module doc.
+
+    ``compiled_cache``: the folder of compiled games read before computing and written after (see :mod:`.compiled`);
+    None for the default folder, ``"none"``/False for memory only.
+    """
+
+    def __init__(self, infos: textworld.EnvInfos | None = None, compiled_cache: Any = None) -> None:
+        super().__init__(infos)
+        directory = resolve_cache_dir(compiled_cache)
+        self._cache = CompiledCache(directory) if directory is not None else None
+        self._render: _Renderings | None = None
 
     def load(self, filename_or_data: Any) -> None:
-        import json
-
         if isinstance(filename_or_data, (str, bytes)) or hasattr(filename_or_data, "__fspath__"):
             with open(filename_or_data) as f:
                 data = json.load(f)
             self._game_file = str(filename_or_data)
         else:
             data, self._game_file = filename_or_data, None
+        self.flush_renderings(force=True)  # the previous game's new command texts, before its renderings go
         self._game_data = data
         self.walkthrough = data.get("walkthrough", None)
-        self._logic = cached_logic(data["pddl_domain"], data["grammar"])
-        self._pddl_state = CachedPddlState(self.downward_lib, data["pddl_problem"], self._logic)
+        domain, grammar, problem = data["pddl_domain"], data["grammar"], data["pddl_problem"]
+        _load_compiled(self._cache, domain, grammar, problem)  # memory -> disk -> (below) compute
+        self._logic = cached_logic(domain, grammar)
+        self._pddl_state = CachedPddlState(self.downward_lib, problem, self._logic)
+        _save_compiled(self._cache, self._logic, self._pddl_state._tr, grammar, problem)
         self._entity_infos = self._get_entity_infos()
         self._render = None  # per (game, entity names): filled at the first reset, after wrappers rename entities
 
-    def _renderings(self) -> dict:
+    def _renderings(self) -> _Renderings:
         # Entity display names are set by wrappers (AlfredDemangler) after load, so the key includes them.
-        names = "\n".join(f"{k}={v.name}" for k, v in sorted(self._entity_infos.items()))
-        key = _digest(self._logic.domain, self._game_data["grammar"], self._game_data["pddl_problem"], names)
-        return _RENDERINGS.get_or(key, lambda: {"intro": None, "commands": {}})
+        names = self._names = "\n".join(f"{k}={v.name}" for k, v in sorted(self._entity_infos.items()))
+        data = self._game_data
+        key = _digest(self._logic.domain, data["grammar"], data["pddl_problem"], names)
+        return _RENDERINGS.get_or(key, lambda: self._read_renderings() or _Renderings())
+
+    def _renderings_file(self) -> tuple[Any, str]:
+        data = self._game_data
+        key = game_key(self._logic.domain, data["grammar"], data["pddl_problem"])
+        return self._cache.renderings_path(key, names_key(self._names)), key
+
+    def _read_renderings(self) -> _Renderings | None:
+        if self._cache is None:
+            return None
+        path, key = self._renderings_file()
+        body = self._cache.read(path, key, "renderings")
+        if body is None:
+            return None
+        intro, commands = body.get("intro"), body.get("commands")
+        if not (intro is None or isinstance(intro, str)) or not isinstance(commands, dict) or not all(
+            isinstance(v, str) for v in commands.values()
+        ):
+            self._cache.corrupt(path, ValueError("renderings are not texts"))
+            return None
+        render = _Renderings(intro, dict(commands))
+        render.saved[str(self._cache.directory)] = render.size()
+        return render
+
+    def flush_renderings(self, force: bool = False) -> None:
+        """Write this game's renderings file if it grew since last written: at once when ``force`` or never written to
+        this folder, else every ``RENDER_FLUSH_EVERY`` new texts. Merges with the file's texts (another process's)."""
+        render, cache = self._render, self._cache
+        if render is None or cache is None:
+            return
+        where, size = str(cache.directory), render.size()
+        last = render.saved.get(where, -1)
+        if size <= last or not (force or last < 0 or size - last >= RENDER_FLUSH_EVERY):
+            return
+        on_disk = self._read_renderings()
+        if on_disk is not None:  # same game, same names: the same texts, so a union is safe
+            for name_id, text in on_disk.commands.items():
+                render.commands.setdefault(name_id, text)
+            if render.intro is None:
+                render.intro = on_disk.intro
+        path, key = self._renderings_file()
+        body = {"intro": render.intro, "commands": dict(sorted(render.commands.items()))}
+        if cache.write(path, key, "renderings", body):
+            render.saved[where] = render.size()
 
     def _static_template(self, template: str) -> bool:
         if "#" in template:  # nested non-terminals could hide state-dependent rules
@@ -229,7 +385,7 @@ class CachedPddlEnv(PddlEnv):
         return not any(p in self._pddl_state._tr.fluents for p in _QUERY_PREDICATE.findall(template))
 
     def _command(self, action: Any, mapping: dict) -> str:
-        cache = self._render["commands"]
+        cache = self._render.commands
         text = cache.get(action.name_id)
         if text is None:
             context = {
@@ -281,7 +437,7 @@ class CachedPddlEnv(PddlEnv):
         self.state = GameState()
         self._last_action = None
         self._moves = 0
-        intro = self._render["intro"]
+        intro = self._render.intro
         if intro is None:  # the intro is derived from the initial state only
             context = {
                 "state": self._pddl_state,
@@ -290,12 +446,13 @@ class CachedPddlEnv(PddlEnv):
                 "mapping": {},
                 "entity_infos": self._entity_infos,
             }
-            intro = self._render["intro"] = self._logic.grammar.derive("#intro#", context)
+            intro = self._render.intro = self._logic.grammar.derive("#intro#", context)
         self.state.feedback = intro
         self.state.raw = intro
         self._gather_infos()
         if "walkthrough" in self.request_infos.extras:
             self.state["extra.walkthrough"] = self.walkthrough or self._pddl_state.replan(self._entity_infos)
+        self.flush_renderings()
         return self.state
 
 
@@ -306,9 +463,9 @@ class TextGame:
     >>> state = game.step("go to fridge 1"); state["feedback"], state["won"]           # doctest: +SKIP
     """
 
-    def __init__(self, facts: bool = False) -> None:
+    def __init__(self, facts: bool = False, compiled_cache: Any = None) -> None:
         infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=facts)
-        self._env = AlfredDemangler(shuffle=False)(CachedPddlEnv(infos))
+        self._env = AlfredDemangler(shuffle=False)(CachedPddlEnv(infos, compiled_cache=compiled_cache))
         self.game_file: str | None = None
 
     def load_and_reset(self, game_file: str | Path) -> Any:
@@ -331,4 +488,31 @@ class TextGame:
     def close(self) -> None:
         # Like stock textworld, leave Fast Downward's library loaded: unloading it while ctypes objects that point
         # into it are still alive crashes the interpreter at exit.
+        self._env.unwrapped.flush_renderings(force=True)
         self.game_file = None
+
+
+def compile_game(game_file: str | Path, compiled_cache: Any = None) -> bool:
+    """Put one game's compiled form in the cache folder (see :mod:`.compiled`), unless it is there already.
+
+    Plays the first state and the game's walkthrough (when the file has one) so the renderings file holds the intro
+    and the commands along it. Returns True if it compiled, False if the folder already held the game. The game is then
+    dropped from this process's memory, so a warm-up process stays small however many games it compiles.
+    """
+    directory = resolve_cache_dir(compiled_cache)
+    if directory is None:
+        raise ValueError("compile_game needs a compiled-game cache folder, not compiled_cache='none'")
+    data = json.loads(Path(game_file).read_text())
+    domain, grammar, problem = data["pddl_domain"], data["grammar"], data["pddl_problem"]
+    if CompiledCache(directory).is_current(game_key(domain, grammar, problem)):
+        return False
+    game = TextGame(facts=False, compiled_cache=directory)
+    game.load_and_reset(game_file)
+    for command in data.get("walkthrough") or ():
+        game.step(command)
+    game.close()
+    _LOGICS.pop(_digest(domain, grammar), None)
+    _TRANSLATIONS.pop(_digest(domain, problem), None)
+    for key in [k for k, r in _RENDERINGS.items() if r is game._env.unwrapped._render]:
+        _RENDERINGS.pop(key)
+    return True

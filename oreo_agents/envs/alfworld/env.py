@@ -73,6 +73,9 @@ class ALFWorldEnv(TextEnv):
         seed: the embedded game set's generation seed (the episode seed goes to ``reset``).
         games_root: embedded games root; default ``$OREO_AGENTS_DATA/alfworld/embedded`` or ``./envs/alfworld/embedded``.
         render_mode: ``"ansi"`` returns the transcript so far.
+        compiled_cache: folder of compiled games (see :mod:`.compiled`), so a game's first play in a new process costs
+            what a repeat does; default ``$OREO_AGENTS_CACHE/alfworld-compiled`` or
+            ``~/.cache/oreo-agents/alfworld-compiled``; ``"none"`` or False keeps compiled games in memory only.
 
     ``reset(options={"task": i})`` plays game ``i`` (or ``{"task": "<game folder or game.tw-pddl>"}``).
     """
@@ -92,6 +95,7 @@ class ALFWorldEnv(TextEnv):
         seed: int = 0,
         games_root: str | Path | None = None,
         render_mode: str | None = None,
+        compiled_cache: str | Path | bool | None = None,
     ) -> None:
         super().__init__(max_steps=max_steps, render_mode=render_mode)
         self.split = split
@@ -102,7 +106,7 @@ class ALFWorldEnv(TextEnv):
         )
         self.observation_space = text_space(TEXT_SPACE_MAX_LENGTH)
         self.action_space = text_space(1_000)
-        self._game = TextGame(facts=self.expert)
+        self._game = TextGame(facts=self.expert, compiled_cache=compiled_cache)
         self._expert = ALFWorldExpert(self._game.plan) if self.expert else None
         self._state: Any = None
         self._task: dict[str, Any] = {}
