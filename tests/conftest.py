@@ -10,17 +10,39 @@ Use it as ``gym.make("oreo_agents/ALFWorld-v0", games_root=alfworld_games_root, 
 ``ensure_games(alfworld_games_root, split="valid_unseen", num_games=2)``; asking for these counts never generates more.
 Generation takes ~15-30 s on one core. Set ``OREO_AGENTS_TEST_CACHE=/some/dir`` to keep the set between sessions (the
 cache folder is keyed by the generator version and the alfworld grammar hash, so a stale set is never reused).
+
+``OREO_AGENTS_CACHE`` (where compiled ALFWorld games go, among others) points at a folder of this session, never at the
+user's ``~/.cache/oreo-agents``: ``$OREO_AGENTS_TEST_CACHE/oreo-agents-cache`` when that is set (compiled games are
+content-keyed and versioned, so reusing them is safe), else a temporary folder removed at the end.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ALFWORLD_TEST_GAMES = {"train": 6, "valid_unseen": 2}
 ALFWORLD_TEST_SEED = 0
+_SESSION_CACHE: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before collection, so nothing a test module does at import time can write into the user's cache.
+    global _SESSION_CACHE
+    keep = os.environ.get("OREO_AGENTS_TEST_CACHE")
+    if keep:
+        os.environ["OREO_AGENTS_CACHE"] = str(Path(keep) / "oreo-agents-cache")
+    else:
+        _SESSION_CACHE = os.environ["OREO_AGENTS_CACHE"] = tempfile.mkdtemp(prefix="oreo-agents-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SESSION_CACHE:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
     oreo-agents games generate --split train --num-tasks 60 --seed 0
     oreo-agents games list --split valid_unseen
     oreo-agents games check --split train --data-path ~/alfworld-data
+    oreo-agents games compile --split train --jobs 8
 """
 
 from __future__ import annotations
@@ -71,3 +72,22 @@ def check(split: str, task_types: tuple[str, ...], root: Path | None, data_path:
     from oreo_agents.pipeline.games import check_games
 
     check_games(split, task_types, root, data_path, max_steps)
+
+@games.command("compile")
+@_split
+@_types
+@_out
+@_data
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Games compiled at once, each in its own worker process.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Compiled-game cache folder. Default: $OREO_AGENTS_CACHE/alfworld-compiled or "
+                   "~/.cache/oreo-agents/alfworld-compiled (what envs read by default).")
+@user_errors
+def compile_cmd(split: str, task_types: tuple[str, ...], root: Path | None, data_path: Path | None, jobs: int,
+                cache_dir: Path | None) -> None:
+    """Compile every game of a split into the compiled-game cache (resumable: cached games are skipped), so every
+    later process plays each game's first episode as fast as a repeat."""
+    from oreo_agents.pipeline.games import compile_games
+
+    compile_games(split, task_types, root, data_path, jobs, cache_dir)

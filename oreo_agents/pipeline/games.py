@@ -63,3 +63,75 @@ def check_games(split: str, task_types: tuple[str, ...], root: Path | None, data
     table.add_row("all", str(n), str(won), f"{won / n:.0%}", f"{steps / n:.1f}")
     console.print(table)
 
+
+
+def compile_games(split: str, task_types: tuple[str, ...], root: Path | None, data_path: Path | None, jobs: int,
+                  cache_dir: Path | None) -> dict[str, int]:
+    """Warm the compiled-game cache for every game of a split, so no process pays a game's first-play cost again.
+
+    Resumable: games already in the cache (made by this engine) are skipped. ``jobs`` > 1 compiles that many games at
+    once in worker processes. Returns counts: ``compiled``, ``cached`` (skipped), ``games``.
+    """
+    import time
+
+    from rich.progress import track
+
+    from oreo_agents.envs.alfworld.compiled import default_compiled_dir
+    from oreo_agents.errors import DataNotFoundError, OreoError
+
+    files = _resolve(split, task_types, root, data_path)
+    if not files:
+        raise DataNotFoundError(f"no {split} games to compile; run `oreo-agents games generate --split {split}` first")
+    directory = Path(cache_dir) if cache_dir is not None else default_compiled_dir()
+    start, counts, failed = time.perf_counter(), {"compiled": 0, "cached": 0, "games": len(files)}, []
+    for game_file, outcome in track(_compile_all(files, directory, jobs), total=len(files), console=console,
+                                    description=f"compiling {len(files)} {split} games"):
+        if isinstance(outcome, BaseException):
+            failed.append(f"{game_file}: {type(outcome).__name__}: {outcome}")
+        else:
+            counts["compiled" if outcome else "cached"] += 1
+    console.print(f"{counts['compiled']} {split} games compiled, {counts['cached']} already cached, in {directory} "
+                  f"({time.perf_counter() - start:.1f} s)", markup=False)
+    if failed:
+        raise OreoError(f"{len(failed)} of {len(files)} games failed to compile (the others are cached); first: {failed[0]}")
+    return counts
+
+
+def _compile_all(files: list[Path], directory: Path, jobs: int):
+    """(game file, True compiled | False already cached | the exception) per game, in completion order."""
+    import json
+
+    from oreo_agents.envs.alfworld.compiled import CompiledCache, game_key
+
+    cache, todo = CompiledCache(directory), []
+    for f in files:  # the cheap check here, so a resumed warm-up does not even import the engine for cached games
+        try:
+            data = json.loads(Path(f).read_text())
+            cached = cache.is_current(game_key(data["pddl_domain"], data["grammar"], data["pddl_problem"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            yield f, exc
+            continue
+        if cached:
+            yield f, False
+        else:
+            todo.append(f)
+    if not todo:
+        return
+    from oreo_agents.envs.alfworld.engine import compile_game
+
+    if jobs <= 1:
+        for f in todo:
+            try:
+                yield f, compile_game(f, directory)
+            except Exception as exc:  # one bad game must not stop the warm-up of the others
+                yield f, exc
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: a worker must not inherit a parent's loaded Fast Downward library (a C global state per process).
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(compile_game, str(f), str(directory)): f for f in todo}
+        for future in as_completed(futures):
+            exc = future.exception()
+            yield futures[future], exc if exc is not None else future.result()
