@@ -155,36 +155,40 @@ def _translation(domain: str, problem: str) -> _Translation:
     return _TRANSLATIONS.get_or(_digest(domain, problem), lambda: _Translation(domain, problem))
 
 
-def _load_compiled(cache: CompiledCache | None, domain: str, grammar: str, problem: str) -> None:
-    """Memory, then disk: put the game's logic and translation in the process caches when its compiled file has them."""
+def _load_compiled(cache: CompiledCache | None, domain: str, grammar: str, problem: str) -> bool:
+    """Memory, then disk: put the game's logic and translation in the process caches when its compiled file has them.
+    Returns True when the file was read and is missing, stale or corrupt: the caller then (re)writes it."""
     logic_key, tr_key = _digest(domain, grammar), _digest(domain, problem)
     if cache is None or (logic_key in _LOGICS and tr_key in _TRANSLATIONS):
-        return
+        return False
     key = game_key(domain, grammar, problem)
     path = cache.game_path(key)
     body = cache.read(path, key, "game")
     if body is None:
-        return
+        return True
     try:
         logic = decode_logic(body["logic"], domain)
         tr = _Translation.from_compiled(body["translation"])
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         cache.corrupt(path, exc)
-        return
+        return True
     _LOGICS.get_or(logic_key, lambda: logic)
     _TRANSLATIONS.get_or(tr_key, lambda: tr)
     _ON_DISK.add((str(cache.directory), key))
+    return False
 
 
-def _save_compiled(cache: CompiledCache | None, logic: Any, tr: _Translation, grammar: str, problem: str) -> None:
-    """Make sure the game's compiled file exists in ``cache`` (once per process and folder: a stat, or one write)."""
+def _save_compiled(cache: CompiledCache | None, logic: Any, tr: _Translation, grammar: str, problem: str,
+                   rewrite: bool) -> None:
+    """Make sure the game's compiled file exists in ``cache`` (once per process and folder: a look at its first bytes,
+    or one write; ``rewrite``: the file there is known to be unusable)."""
     if cache is None:
         return
     key = game_key(logic.domain, grammar, problem)
     where = (str(cache.directory), key)
-    if where in _ON_DISK:
+    if where in _ON_DISK and not rewrite:
         return
-    if not cache.is_current(key):
+    if rewrite or not cache.is_current(key):
         try:
             body = {"logic": encode_logic(logic), "translation": tr.to_compiled()}
         except TypeError as exc:  # a grammar symbol this format cannot hold: play on, uncached
@@ -322,10 +326,10 @@ class CachedPddlEnv(PddlEnv):
         self._game_data = data
         self.walkthrough = data.get("walkthrough", None)
         domain, grammar, problem = data["pddl_domain"], data["grammar"], data["pddl_problem"]
-        _load_compiled(self._cache, domain, grammar, problem)  # memory -> disk -> (below) compute
+        rewrite = _load_compiled(self._cache, domain, grammar, problem)  # memory -> disk -> (below) compute
         self._logic = cached_logic(domain, grammar)
         self._pddl_state = CachedPddlState(self.downward_lib, problem, self._logic)
-        _save_compiled(self._cache, self._logic, self._pddl_state._tr, grammar, problem)
+        _save_compiled(self._cache, self._logic, self._pddl_state._tr, grammar, problem, rewrite)
         self._entity_infos = self._get_entity_infos()
         self._render = None  # per (game, entity names): filled at the first reset, after wrappers rename entities
 
