@@ -112,7 +112,7 @@ def _rewrite(path: Path, edit) -> None:
     path.write_bytes(gzip.compress(json.dumps(data).encode()))
 
 
-@pytest.mark.parametrize("field", ["format", "textworld", "fast_downward_textworld", "grammar_sha256"])
+@pytest.mark.parametrize("field", ["format", "fast_downward_textworld"])
 def test_stale_header_is_recompiled_and_overwritten(game_file, tmp_path, cold, monkeypatch, field):
     reference = play(str(game_file), tmp_path)
     game_path = next(p for p in _files(tmp_path) if p.name.count(".") == 2)
@@ -138,22 +138,24 @@ CORRUPTIONS = {
 }
 
 
-@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
-def test_corrupt_file_is_recomputed_and_rewritten_with_a_warning(game_file, tmp_path, cold, monkeypatch, corruption):
+@pytest.mark.parametrize("which,corruption", [("game", c) for c in sorted(CORRUPTIONS)] +
+                         [("renderings", "not gzip"), ("renderings", "wrong shape")])
+def test_corrupt_file_is_recomputed_and_rewritten_with_a_warning(game_file, tmp_path, cold, monkeypatch, which,
+                                                                 corruption):
     reference = play(str(game_file), tmp_path)
-    for path in _files(tmp_path):
-        good = path.read_bytes()
-        CORRUPTIONS[corruption](path)
-        for name in ("_LOGICS", "_TRANSLATIONS", "_RENDERINGS"):
-            monkeypatch.setattr(E, name, E._LRU(8))
-        monkeypatch.setattr(E, "_ON_DISK", set())
-        monkeypatch.setattr(C, "_WARNED", set())
-        with pytest.warns(RuntimeWarning, match=f"{path.name} is unreadable"):
-            assert play(str(game_file), tmp_path) == reference
-        if path.name.count(".") == 2:
-            assert path.read_bytes() == good  # recompiled to the very same bytes
-        else:  # renderings grow during play; what was rewritten is whole and current
-            assert _read(path)["header"] == C.header() and _read(path)["body"]["intro"]
+    path = next(p for p in _files(tmp_path) if p.name.endswith(".render.json.gz") == (which == "renderings"))
+    good = path.read_bytes()
+    CORRUPTIONS[corruption](path)
+    # Forget the game in memory (only its renderings when those are what is broken), so the file is read again.
+    for name in ("_LOGICS", "_TRANSLATIONS", "_RENDERINGS") if which == "game" else ("_RENDERINGS",):
+        monkeypatch.setattr(E, name, E._LRU(8))
+    monkeypatch.setattr(E, "_ON_DISK", set())
+    with pytest.warns(RuntimeWarning, match=f"{path.name} is unreadable"):
+        assert play(str(game_file), tmp_path) == reference
+    if which == "game":
+        assert path.read_bytes() == good  # recompiled to the very same bytes
+    else:  # renderings grow during play; what was rewritten is whole and current
+        assert _read(path)["header"] == C.header() and _read(path)["body"]["intro"] == reference[0][0]
 
 
 def test_disabled_cache_writes_nothing(alfworld_games_root, tmp_path, cold, monkeypatch):
@@ -230,12 +232,13 @@ def test_games_compile_command_is_resumable(alfworld_games_root, tmp_path, cold)
     from oreo_agents.cli.app import cli
 
     args = ["games", "compile", "--split", "valid_unseen", "--out", str(alfworld_games_root), "--cache-dir", str(tmp_path)]
-    res = CliRunner().invoke(cli, args)
+    res = CliRunner().invoke(cli, args + ["--task-type", "look_at_obj_in_light"])
     assert res.exit_code == 0, res.output
-    assert "2 valid_unseen games compiled, 0 already cached" in res.output
-    assert len(_files(tmp_path)) == 4
-    res = CliRunner().invoke(cli, args)
-    assert "0 valid_unseen games compiled, 2 already cached" in res.output
+    assert "1 valid_unseen games compiled, 0 already cached" in res.output
+    assert len(_files(tmp_path)) == 2
+    res = CliRunner().invoke(cli, args + ["--jobs", "2"])  # the cached game is skipped before any worker starts
+    assert res.exit_code == 0, res.output
+    assert "1 valid_unseen games compiled, 1 already cached" in res.output and len(_files(tmp_path)) == 4
 
 
 def test_no_pickle_in_the_cache_code():
