@@ -15,6 +15,7 @@ import pytest
 from oreo_agents.envs.alfworld import compiled as C
 from oreo_agents.envs.alfworld import engine as E
 from oreo_agents.envs.alfworld import games as G
+from oreo_agents.envs.alfworld import memo as M
 from oreo_agents.errors import OreoError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,8 @@ def refuse(*a, **k):
     raise AssertionError("compiled cache missed: the engine recomputed a game")
 
 L.GameLogic.__init__ = refuse
-engine._pddl2sas = refuse
+import oreo_agents.envs.alfworld.memo as memo
+memo._pddl2sas = refuse
 derive = ContextSensitiveGrammar.derive
 def no_intro(self, start, context={}):
     assert start != "#intro#", "compiled cache missed: the intro was derived again"
@@ -65,12 +67,17 @@ def game_file(alfworld_games_root):
     return G.list_games(alfworld_games_root, "train", ["pick_two_obj_and_place"])[0]
 
 
+def _forget(monkeypatch, caches=("LOGICS", "TRANSLATIONS", "RENDERINGS")):
+    """Empty this process's memory of compiled games (restored after the test), as a fresh process starts."""
+    for name in caches:
+        monkeypatch.setattr(M, name, M.LRU(8))
+    monkeypatch.setattr(M, "ON_DISK", set())
+
+
 @pytest.fixture
 def cold(monkeypatch):
     """This process's memory of compiled games and warnings emptied for the test (restored after)."""
-    for name in ("_LOGICS", "_TRANSLATIONS", "_RENDERINGS"):
-        monkeypatch.setattr(E, name, E._LRU(8))
-    monkeypatch.setattr(E, "_ON_DISK", set())
+    _forget(monkeypatch)
     monkeypatch.setattr(C, "_WARNED", set())
 
 
@@ -117,9 +124,7 @@ def test_stale_header_is_recompiled_and_overwritten(game_file, tmp_path, cold, m
     reference = play(str(game_file), tmp_path)
     game_path = next(p for p in _files(tmp_path) if p.name.count(".") == 2)
     _rewrite(game_path, lambda d: d["header"].update({field: "0.0-other"}))
-    for name in ("_LOGICS", "_TRANSLATIONS", "_RENDERINGS"):
-        monkeypatch.setattr(E, name, E._LRU(8))
-    monkeypatch.setattr(E, "_ON_DISK", set())
+    _forget(monkeypatch)
     calls = []
     parse = E.pddl_logic.GameLogic
     monkeypatch.setattr(E.pddl_logic, "GameLogic", lambda **kw: calls.append(1) or parse(**kw))
@@ -147,9 +152,7 @@ def test_corrupt_file_is_recomputed_and_rewritten_with_a_warning(game_file, tmp_
     good = path.read_bytes()
     CORRUPTIONS[corruption](path)
     # Forget the game in memory (only its renderings when those are what is broken), so the file is read again.
-    for name in ("_LOGICS", "_TRANSLATIONS", "_RENDERINGS") if which == "game" else ("_RENDERINGS",):
-        monkeypatch.setattr(E, name, E._LRU(8))
-    monkeypatch.setattr(E, "_ON_DISK", set())
+    _forget(monkeypatch, ("LOGICS", "TRANSLATIONS", "RENDERINGS") if which == "game" else ("RENDERINGS",))
     with pytest.warns(RuntimeWarning, match=f"{path.name} is unreadable"):
         assert play(str(game_file), tmp_path) == reference
     if which == "game":
@@ -206,8 +209,7 @@ def test_renderings_grow_and_merge_across_processes(game_file, tmp_path, cold, m
     grown = _read(render_path)["body"]["commands"]
     assert set(first) < set(grown) and state["won"]
     # Another process (memory emptied) that met other texts merges with the file instead of replacing it.
-    for name in ("_LOGICS", "_TRANSLATIONS", "_RENDERINGS"):
-        monkeypatch.setattr(E, name, E._LRU(8))
+    _forget(monkeypatch)
     _rewrite(render_path, lambda d: d["body"].update({"commands": first}))
     other = E.TextGame(compiled_cache=tmp_path)
     other.load_and_reset(game_file)
@@ -221,7 +223,7 @@ def test_renderings_grow_and_merge_across_processes(game_file, tmp_path, cold, m
 def test_compile_game_then_skip(game_file, tmp_path, cold):
     assert E.compile_game(game_file, tmp_path) is True
     assert E.compile_game(game_file, tmp_path) is False
-    assert not E._LOGICS and not E._TRANSLATIONS  # a warm-up process does not keep what it compiled
+    assert not M.LOGICS and not M.TRANSLATIONS  # a warm-up process does not keep what it compiled
     body = _read(next(p for p in _files(tmp_path) if p.name.endswith(".render.json.gz")))["body"]
     assert body["intro"].startswith("-= Welcome to TextWorld, ALFRED! =-") and len(body["commands"]) > 10
 
@@ -244,7 +246,7 @@ def test_games_compile_command_is_resumable(alfworld_games_root, tmp_path, cold)
 def test_no_pickle_in_the_cache_code():
     import ast
 
-    for module in (C, E):
+    for module in (C, E, M):
         tree = ast.parse(Path(module.__file__).read_text())
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

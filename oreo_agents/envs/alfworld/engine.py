@@ -11,8 +11,8 @@ depend only on the game, not on the play:
 
 :class:`CachedPddlEnv` keeps the same engine (Fast Downward's shared library applies operators and checks the goal,
 the grammar derives feedback) and memoises exactly those deterministic results per game, so transcripts are identical
-to the stock engine's. The caches are process-wide and keyed by content hashes, so ``make_vec`` copies in one
-process share them. :class:`TextGame` is one game session on it with ALFWorld's name demangling: what
+to the stock engine's. The caches (:mod:`.memo`) are process-wide and keyed by content hashes, so ``make_vec`` copies in
+one process share them, and the compiled-game cache (:mod:`.compiled`) keeps them on disk for every later process. :class:`TextGame` is one game session on it with ALFWorld's name demangling: what
 :class:`~oreo_agents.envs.alfworld.env.ALFWorldEnv` plays and the game generator checks games with.
 
     >>> env = AlfredDemangler()(CachedPddlEnv(textworld.EnvInfos(admissible_commands=True, won=True)))  # doctest: +SKIP
@@ -21,12 +21,9 @@ process share them. :class:`TextGame` is one game session on it with ALFWorld's 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import sys
-import warnings
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -39,178 +36,9 @@ from textworld.envs.pddl import PddlEnv
 from textworld.envs.pddl import logic as pddl_logic
 from textworld.logic import Placeholder, Variable
 
-from oreo_agents.envs.alfworld.compiled import CompiledCache, decode_logic, encode_logic, game_key, names_key, resolve_cache_dir
-
-# Bounded so a long-running collector cycling through thousands of games does not grow without limit.
-_MAX_CACHED_GAMES = 512
-
-
-class _LRU(OrderedDict):
-    def __init__(self, maxsize: int) -> None:
-        super().__init__()
-        self.maxsize = maxsize
-
-    def get_or(self, key: Any, make: Any) -> Any:
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        value = self[key] = make()
-        if len(self) > self.maxsize:
-            self.popitem(last=False)
-        return value
-
-
-_LOGICS: _LRU = _LRU(_MAX_CACHED_GAMES)
-_TRANSLATIONS: _LRU = _LRU(_MAX_CACHED_GAMES)
-_RENDERINGS: _LRU = _LRU(_MAX_CACHED_GAMES)
-_ON_DISK: set[tuple[str, str]] = set()  # (cache folder, game key) whose compiled file this process knows is current
-# Rewrite a game's renderings file when this many new command texts were met since it was last written (and always
-# when the env moves to another game or closes).
-RENDER_FLUSH_EVERY = 16
-
-
-def _digest(*texts: str) -> str:
-    h = hashlib.sha1()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def cached_logic(domain: str, grammar: str) -> pddl_logic.GameLogic:
-    """Parse (domain, grammar) once per process. The grammar text embeds the goal, so games differ here."""
-    return _LOGICS.get_or(_digest(domain, grammar), lambda: pddl_logic.GameLogic(domain=domain, grammar=grammar))
-
-
-def _pddl2sas(domain: str, problem: str, optimize: bool) -> tuple[Any, str]:
-    # fast_downward's translator overwrites sys.argv to configure itself; give the caller theirs back.
-    argv = list(sys.argv)
-    try:
-        return fast_downward.pddl2sas(domain, problem, optimize=optimize)
-    finally:
-        sys.argv[:] = argv
-
-
-class _Params:
-    """An operator schema's parameters as ``_make_action`` and textworld's ``plan_to_templated_actions`` read them."""
-
-    def __init__(self, name: str, parameters: list) -> None:
-        self.name = name
-        self.parameters = [_Param(p, t) for p, t in parameters]
-
-
-class _Param:
-    def __init__(self, name: str, type_name: str) -> None:
-        self.name, self.type_name = name, type_name
-
-
-class _Translation:
-    """Everything PddlState derives from (domain, problem) before play starts: computed once per game, or read back
-    from its compiled file (then ``task``, Fast Downward's parsed task, is None: nothing reads it after this)."""
-
-    def __init__(self, domain: str, problem: str) -> None:
-        self.task, sas = _pddl2sas(domain, problem, optimize=False)
-        _, sas_replan = _pddl2sas(domain, problem, optimize=True)
-        self._set(
-            sas, sas_replan, {o.name: o.type_name for o in self.task.objects},
-            {a.name: a for a in self.task.actions},
-            [(t.name, list(t.supertype_names)) for t in self.task.types],
-            # Predicates some action can change; a command template that queries none of them renders the same in
-            # every state, so its text can be memoised.
-            {eff.literal.predicate for a in self.task.actions for eff in a.effects},
-        )
-        self.init_facts: list | None = None  # filled by the first state built from this translation
-
-    def _set(self, sas: str, sas_replan: str, name2type: dict, actions: dict, types: list, fluents: set) -> None:
-        self.sas, self.sas_replan = sas, sas_replan
-        self.sas_bytes, self.sas_replan_bytes = sas.encode("utf-8"), sas_replan.encode("utf-8")
-        self.name2type, self.actions, self.types, self.fluents = name2type, actions, types, fluents
-        self.action_cache: dict = {}  # operator name -> Action, rebuilt cheaply: never stored
-
-    def to_compiled(self) -> dict[str, Any]:
-        assert self.init_facts is not None, "a translation is stored once a state has filled its initial facts"
-        return {
-            "sas": self.sas, "sas_replan": self.sas_replan, "name2type": self.name2type,
-            "actions": {n: [[p.name, p.type_name] for p in a.parameters] for n, a in self.actions.items()},
-            "types": [list(t) for t in self.types], "fluents": sorted(self.fluents),
-            "init_facts": [[f.name, [[v.name, v.type] for v in f.arguments]] for f in self.init_facts],
-        }
-
-    @classmethod
-    def from_compiled(cls, body: dict[str, Any]) -> _Translation:
-        tr = object.__new__(cls)
-        tr.task = None
-        tr._set(
-            body["sas"], body["sas_replan"], dict(body["name2type"]),
-            {n: _Params(n, ps) for n, ps in body["actions"].items()},
-            [(n, list(s)) for n, s in body["types"]], set(body["fluents"]),
-        )
-        tr.init_facts = [
-            textworld.logic.Proposition(n, [Variable(v, t) for v, t in args]) for n, args in body["init_facts"]
-        ]
-        return tr
-
-
-def _translation(domain: str, problem: str) -> _Translation:
-    return _TRANSLATIONS.get_or(_digest(domain, problem), lambda: _Translation(domain, problem))
-
-
-def _load_compiled(cache: CompiledCache | None, domain: str, grammar: str, problem: str) -> bool:
-    """Memory, then disk: put the game's logic and translation in the process caches when its compiled file has them.
-    Returns True when the file was read and is missing, stale or corrupt: the caller then (re)writes it."""
-    logic_key, tr_key = _digest(domain, grammar), _digest(domain, problem)
-    if cache is None or (logic_key in _LOGICS and tr_key in _TRANSLATIONS):
-        return False
-    key = game_key(domain, grammar, problem)
-    path = cache.game_path(key)
-    body = cache.read(path, key, "game")
-    if body is None:
-        return True
-    try:
-        logic = decode_logic(body["logic"], domain)
-        tr = _Translation.from_compiled(body["translation"])
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        cache.corrupt(path, exc)
-        return True
-    _LOGICS.get_or(logic_key, lambda: logic)
-    _TRANSLATIONS.get_or(tr_key, lambda: tr)
-    _ON_DISK.add((str(cache.directory), key))
-    return False
-
-
-def _save_compiled(cache: CompiledCache | None, logic: Any, tr: _Translation, grammar: str, problem: str,
-                   rewrite: bool) -> None:
-    """Make sure the game's compiled file exists in ``cache`` (once per process and folder: a look at its first bytes,
-    or one write; ``rewrite``: the file there is known to be unusable)."""
-    if cache is None:
-        return
-    key = game_key(logic.domain, grammar, problem)
-    where = (str(cache.directory), key)
-    if where in _ON_DISK and not rewrite:
-        return
-    if rewrite or not cache.is_current(key):
-        try:
-            body = {"logic": encode_logic(logic), "translation": tr.to_compiled()}
-        except TypeError as exc:  # a grammar symbol this format cannot hold: play on, uncached
-            warnings.warn(f"compiled-game cache: not storing game {key}: {exc}", RuntimeWarning, stacklevel=2)
-            return
-        if not cache.write(cache.game_path(key), key, "game", body):
-            return
-    _ON_DISK.add(where)
-
-
-class _Renderings:
-    """The intro and static command texts of one game under one set of entity names; ``saved`` remembers, per cache
-    folder, how many texts its file held when last read or written."""
-
-    def __init__(self, intro: str | None = None, commands: dict[str, str] | None = None) -> None:
-        self.intro = intro
-        self.commands: dict[str, str] = commands or {}
-        self.saved: dict[str, int] = {}
-
-    def size(self) -> int:
-        return len(self.commands) + (self.intro is not None)
-
+from oreo_agents.envs.alfworld import memo
+from oreo_agents.envs.alfworld.compiled import CompiledCache, game_key, names_key, resolve_cache_dir
+from oreo_agents.envs.alfworld.memo import Renderings, cached_logic  # noqa: F401  (cached_logic: re-exported)
 
 class CachedPddlState(pddl_logic.PddlState):
     """``PddlState`` built from a memoised translation; play (apply, goal check, replan) is Fast Downward's, as stock."""
@@ -224,7 +52,7 @@ class CachedPddlState(pddl_logic.PddlState):
         self._logic = logic
         self.downward_lib = downward_lib
         self.pddl_problem = pddl_problem
-        tr = self._tr = _translation(logic.domain, pddl_problem)
+        tr = self._tr = memo.translation(logic.domain, pddl_problem)
         self.task, self.sas, self.sas_replan = tr.task, tr.sas, tr.sas_replan
         self._actions = tr.actions
         for name, supertypes in tr.types:
@@ -313,7 +141,7 @@ class CachedPddlEnv(PddlEnv):
         super().__init__(infos)
         directory = resolve_cache_dir(compiled_cache)
         self._cache = CompiledCache(directory) if directory is not None else None
-        self._render: _Renderings | None = None
+        self._render: Renderings | None = None
 
     def load(self, filename_or_data: Any) -> None:
         if isinstance(filename_or_data, (str, bytes)) or hasattr(filename_or_data, "__fspath__"):
@@ -326,26 +154,26 @@ class CachedPddlEnv(PddlEnv):
         self._game_data = data
         self.walkthrough = data.get("walkthrough", None)
         domain, grammar, problem = data["pddl_domain"], data["grammar"], data["pddl_problem"]
-        rewrite = _load_compiled(self._cache, domain, grammar, problem)  # memory -> disk -> (below) compute
+        rewrite = memo.load_compiled(self._cache, domain, grammar, problem)  # memory -> disk -> (below) compute
         self._logic = cached_logic(domain, grammar)
         self._pddl_state = CachedPddlState(self.downward_lib, problem, self._logic)
-        _save_compiled(self._cache, self._logic, self._pddl_state._tr, grammar, problem, rewrite)
+        memo.save_compiled(self._cache, self._logic, self._pddl_state._tr, grammar, problem, rewrite)
         self._entity_infos = self._get_entity_infos()
         self._render = None  # per (game, entity names): filled at the first reset, after wrappers rename entities
 
-    def _renderings(self) -> _Renderings:
+    def _renderings(self) -> Renderings:
         # Entity display names are set by wrappers (AlfredDemangler) after load, so the key includes them.
         names = self._names = "\n".join(f"{k}={v.name}" for k, v in sorted(self._entity_infos.items()))
         data = self._game_data
-        key = _digest(self._logic.domain, data["grammar"], data["pddl_problem"], names)
-        return _RENDERINGS.get_or(key, lambda: self._read_renderings() or _Renderings())
+        key = memo.digest(self._logic.domain, data["grammar"], data["pddl_problem"], names)
+        return memo.RENDERINGS.get_or(key, lambda: self._read_renderings() or Renderings())
 
     def _renderings_file(self) -> tuple[Any, str]:
         data = self._game_data
         key = game_key(self._logic.domain, data["grammar"], data["pddl_problem"])
         return self._cache.renderings_path(key, names_key(self._names)), key
 
-    def _read_renderings(self) -> _Renderings | None:
+    def _read_renderings(self) -> Renderings | None:
         if self._cache is None:
             return None
         path, key = self._renderings_file()
@@ -358,7 +186,7 @@ class CachedPddlEnv(PddlEnv):
         ):
             self._cache.corrupt(path, ValueError("renderings are not texts"))
             return None
-        render = _Renderings(intro, dict(commands))
+        render = Renderings(intro, dict(commands))
         render.saved[str(self._cache.directory)] = render.size()
         return render
 
@@ -370,7 +198,7 @@ class CachedPddlEnv(PddlEnv):
             return
         where, size = str(cache.directory), render.size()
         last = render.saved.get(where, -1)
-        if size <= last or not (force or last < 0 or size - last >= RENDER_FLUSH_EVERY):
+        if size <= last or not (force or last < 0 or size - last >= memo.RENDER_FLUSH_EVERY):
             return
         on_disk = self._read_renderings()
         if on_disk is not None:  # same game, same names: the same texts, so a union is safe
@@ -515,8 +343,8 @@ def compile_game(game_file: str | Path, compiled_cache: Any = None) -> bool:
     for command in data.get("walkthrough") or ():
         game.step(command)
     game.close()
-    _LOGICS.pop(_digest(domain, grammar), None)
-    _TRANSLATIONS.pop(_digest(domain, problem), None)
-    for key in [k for k, r in _RENDERINGS.items() if r is game._env.unwrapped._render]:
-        _RENDERINGS.pop(key)
+    memo.LOGICS.pop(memo.digest(domain, grammar), None)
+    memo.TRANSLATIONS.pop(memo.digest(domain, problem), None)
+    for key in [k for k, r in memo.RENDERINGS.items() if r is game._env.unwrapped._render]:
+        memo.RENDERINGS.pop(key)
     return True
