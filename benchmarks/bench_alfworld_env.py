@@ -1,8 +1,12 @@
 """Stock alfworld ``AlfredTWEnv`` vs ``oreo_agents/ALFWorld-v0``: same games, same expert actions, one run.
 
-Prints steps/s and resets/s for both (games played ``--repeats`` times, as training revisits games), their ratios,
-whether the transcripts (observations + admissible commands at every step) are identical, and peak RSS per env.
-Each engine runs in its own worker process so memory is measured per env.
+Prints steps/s and resets/s (games played ``--repeats`` times, as training revisits games), their ratios, whether the
+transcripts (observations + admissible commands at every step) are identical, and peak RSS per env. Each engine runs
+in its own fresh worker process, so memory is measured per env and every game's first play is a new process's first:
+
+- stock ``AlfredTWEnv``;
+- ALFWorld-v0 with an empty compiled-game cache (first plays compile each game, and write it to the cache);
+- ALFWorld-v0 again in a new process, now with that warm compiled-game cache (what every later worker gets).
 
     python benchmarks/bench_alfworld_env.py                     # 6 embedded train games (+ the real fixture if present)
     python benchmarks/bench_alfworld_env.py --num-games 12 --repeats 5 --root /tmp/games
@@ -62,14 +66,14 @@ def _stock(games: list[str], repeats: int) -> dict:
     return out
 
 
-def _ours(games: list[str], repeats: int) -> dict:
+def _ours(games: list[str], repeats: int, compiled_cache: str) -> dict:
     import gymnasium as gym
 
     import oreo_agents  # noqa: F401
 
     out = {"transcripts": [], "reset_s": [], "step_s": []}
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    env = gym.make("oreo_agents/ALFWorld-v0", games=games, max_steps=1000)
+    env = gym.make("oreo_agents/ALFWorld-v0", games=games, max_steps=1000, compiled_cache=compiled_cache)
     for i, game in enumerate(games):
         actions = json.loads(Path(game).read_text())["walkthrough"]
         for _ in range(repeats):
@@ -93,8 +97,9 @@ def _ours(games: list[str], repeats: int) -> dict:
     return out
 
 
-def _worker(kind: str, games: list[str], repeats: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--repeats", str(repeats), "--games", *games]
+def _worker(kind: str, games: list[str], repeats: int, compiled_cache: str = "none") -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--repeats", str(repeats), "--compiled-cache", compiled_cache,
+           "--games", *games]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -104,8 +109,12 @@ def _rates(r: dict, n_games: int, repeats: int) -> dict:
     again = [s for i, s in enumerate(r["reset_s"]) if i % repeats]
     steps = [t for play in r["step_s"] for t in play]
     repeated = [t for i, play in enumerate(r["step_s"]) if i % repeats for t in play]
+    firsts = [t for i, play in enumerate(r["step_s"]) if not i % repeats for t in play]
     return {
         "steps_per_s": len(steps) / sum(steps),
+        # Wall throughput of the env: every step and every reset of every play, each game's first play included.
+        "env_steps_per_s": len(steps) / (sum(steps) + sum(r["reset_s"])),
+        "first_play_steps_per_s": len(firsts) / (sum(firsts) + sum(first)),
         "repeated_steps_per_s": len(repeated) / sum(repeated) if repeated else float("nan"),
         "resets_per_s": len(again) / sum(again) if again else float("nan"),
         "reset_median_s": statistics.median(again or first),
@@ -115,17 +124,36 @@ def _rates(r: dict, n_games: int, repeats: int) -> dict:
     }
 
 
+ROWS = (  # key, label, higher is better
+    ("steps_per_s", "steps/s, all plays (step time)", True),
+    ("env_steps_per_s", "steps/s, all plays incl. resets", True),
+    ("first_play_steps_per_s", "steps/s, first plays incl. their reset", True),
+    ("repeated_steps_per_s", "steps/s, repeated games", True),
+    ("resets_per_s", "resets/s, repeated games", True),
+    ("reset_median_s", "reset median, repeated (s)", False),
+    ("first_reset_median_s", "first reset median (s)", False),
+    ("step_median_ms", "step median (ms)", False),
+    ("rss_mb", "peak RSS per env (MB)", False),
+)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", choices=["stock", "ours"])
     ap.add_argument("--games", nargs="*", default=[])
     ap.add_argument("--num-games", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--compiled-cache", default="none", help=argparse.SUPPRESS)  # the worker's; main makes its own
     ap.add_argument("--root", default=None, help="embedded games root (default: a cache under ./envs)")
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps((_stock if args.worker == "stock" else _ours)(args.games, args.repeats)))
+        result = _stock(args.games, args.repeats) if args.worker == "stock" else _ours(
+            args.games, args.repeats, args.compiled_cache)
+        print(json.dumps(result))
         return
+
+    import shutil
+    import tempfile
 
     from rich.table import Table
 
@@ -135,23 +163,24 @@ def main() -> None:
     games = [str(g) for g in ensure_games(args.root, "train", args.num_games, seed=0)]
     if REAL_GAME.is_dir():
         games += [str(g) for g in list_games(REAL_GAME, "train")]
-    console.print(f"{len(games)} games x {args.repeats} plays, expert walkthroughs; torch threads irrelevant (no torch)")
-    stock, ours = _worker("stock", games, args.repeats), _worker("ours", games, args.repeats)
-    identical = stock["transcripts"] == ours["transcripts"]
-    s, o = _rates(stock, len(games), args.repeats), _rates(ours, len(games), args.repeats)
-    table = Table(title="ALFWorld env speed (one process per env)")
-    for col in ("metric", "stock AlfredTWEnv", "oreo_agents ALFWorld-v0", "ratio"):
+    console.print(f"{len(games)} games x {args.repeats} plays, expert walkthroughs, each env in a fresh process")
+    cache = tempfile.mkdtemp(prefix="bench-alfworld-compiled-")
+    try:
+        stock = _worker("stock", games, args.repeats)
+        cold = _worker("ours", games, args.repeats, cache)  # empty cache: compiles every game (and fills the cache)
+        warm = _worker("ours", games, args.repeats, cache)  # a new process: every game compiled already
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    identical = stock["transcripts"] == cold["transcripts"] == warm["transcripts"]
+    s, c, w = (_rates(r, len(games), args.repeats) for r in (stock, cold, warm))
+    table = Table(title="ALFWorld env speed (one fresh process per env)")
+    for col in ("metric", "stock AlfredTWEnv", "ALFWorld-v0 cold", "ratio", "ALFWorld-v0 warm compiled", "ratio"):
         table.add_column(col, justify="right" if col != "metric" else "left")
-    for key, label, better_high in (
-        ("steps_per_s", "steps/s (all plays)", True), ("repeated_steps_per_s", "steps/s (repeated games)", True),
-        ("resets_per_s", "resets/s (repeated games)", True),
-        ("reset_median_s", "reset median, repeated (s)", False), ("first_reset_median_s", "first reset median (s)", False),
-        ("step_median_ms", "step median (ms)", False), ("rss_mb", "peak RSS per env (MB)", False),
-    ):
-        ratio = o[key] / s[key] if better_high else s[key] / o[key]
-        table.add_row(label, f"{s[key]:.3f}", f"{o[key]:.3f}", f"{ratio:.1f}x")
+    for key, label, better_high in ROWS:
+        ratio = (lambda o: o[key] / s[key]) if better_high else (lambda o: s[key] / o[key])
+        table.add_row(label, f"{s[key]:.3f}", f"{c[key]:.3f}", f"{ratio(c):.1f}x", f"{w[key]:.3f}", f"{ratio(w):.1f}x")
     console.print(table)
-    console.print(f"transcripts identical: {identical} ({sum(len(t) for t in ours['transcripts'])} observations)")
+    console.print(f"transcripts identical: {identical} ({sum(len(t) for t in warm['transcripts'])} observations)")
     if not identical:
         sys.exit(1)
 
