@@ -41,7 +41,7 @@ def play(game_file, cache, steps=4):
 """
 exec(PLAY)  # the same play() in this process
 
-# The child refuses to parse, translate or derive an intro: a warm cache must make all three unnecessary.
+# The child refuses to parse, translate, plan or derive an intro: a warm cache must make all four unnecessary.
 CHILD = PLAY + """
 import textworld.envs.pddl.logic as L
 from textworld.envs.pddl.textgen import ContextSensitiveGrammar
@@ -51,6 +51,7 @@ def refuse(*a, **k):
     raise AssertionError("compiled cache missed: the engine recomputed a game")
 
 L.GameLogic.__init__ = refuse
+L.PddlState.replan = refuse
 import oreo_agents.envs.alfworld.memo as memo
 memo._pddl2sas = refuse
 derive = ContextSensitiveGrammar.derive

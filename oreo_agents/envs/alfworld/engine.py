@@ -180,36 +180,57 @@ class CachedPddlEnv(PddlEnv):
         body = self._cache.read(path, key, "renderings")
         if body is None:
             return None
-        intro, commands = body.get("intro"), body.get("commands")
+        intro, commands, plans = body.get("intro"), body.get("commands"), body.get("plans", {})
         if not (intro is None or isinstance(intro, str)) or not isinstance(commands, dict) or not all(
             isinstance(v, str) for v in commands.values()
+        ) or not isinstance(plans, dict) or not all(
+            isinstance(p, list) and all(isinstance(c, str) for c in p) for p in plans.values()
         ):
             self._cache.corrupt(path, ValueError("renderings are not texts"))
             return None
-        render = Renderings(intro, dict(commands))
+        render = Renderings(intro, dict(commands), dict(plans))
         render.saved[str(self._cache.directory)] = render.size()
         return render
 
     def flush_renderings(self, force: bool = False) -> None:
         """Write this game's renderings file if it grew since last written: at once when ``force`` or never written to
-        this folder, else every ``RENDER_FLUSH_EVERY`` new texts. Merges with the file's texts (another process's)."""
+        this folder, else after ``RENDER_FLUSH_EVERY`` new entries (or a quarter more). Merges with the file's entries
+        (another process's)."""
         render, cache = self._render, self._cache
         if render is None or cache is None:
             return
         where, size = str(cache.directory), render.size()
         last = render.saved.get(where, -1)
-        if size <= last or not (force or last < 0 or size - last >= memo.RENDER_FLUSH_EVERY):
+        # Growth of a quarter at least: rewriting a big file often would cost more than its texts save.
+        if size <= last or not (force or last < 0 or size - last >= max(memo.RENDER_FLUSH_EVERY, last // 4)):
             return
         on_disk = self._read_renderings()
         if on_disk is not None:  # same game, same names: the same texts, so a union is safe
             for name_id, text in on_disk.commands.items():
                 render.commands.setdefault(name_id, text)
+            for facts, plan in on_disk.plans.items():
+                render.plans.setdefault(facts, plan)
             if render.intro is None:
                 render.intro = on_disk.intro
         path, key = self._renderings_file()
-        body = {"intro": render.intro, "commands": dict(sorted(render.commands.items()))}
+        body = {"intro": render.intro, "commands": dict(sorted(render.commands.items())),
+                "plans": dict(sorted(render.plans.items()))}
         if cache.write(path, key, "renderings", body):
             render.saved[where] = render.size()
+
+    def plan(self) -> list[str]:
+        """Fast Downward's plan from the current state (textworld's ``replan``), kept per (game, names, facts) with
+        the renderings: the planner is deterministic, and by far the slowest call of the engine (up to ~20 s)."""
+        render = self._render
+        if render is None:
+            return list(self._pddl_state.replan(self._entity_infos))
+        key = memo.facts_key(self._pddl_state.facts)
+        plan = render.plans.get(key)
+        if plan is None:
+            plan = list(self._pddl_state.replan(self._entity_infos))
+            if len(render.plans) < memo.MAX_PLANS_PER_GAME:
+                render.plans[key] = plan
+        return list(plan)
 
     def _static_template(self, template: str) -> bool:
         if "#" in template:  # nested non-terminals could hide state-dependent rules
@@ -314,8 +335,7 @@ class TextGame:
     def plan(self) -> list[str]:
         """The engine's own plan from the current state: Fast Downward's ``replan`` on the current facts, as textworld
         computes ``policy_commands`` and ALFWorld's "planner" expert reads them. Commands, [] when no plan exists."""
-        inner = self._env.unwrapped  # CachedPddlEnv: its entity names were demangled in place by AlfredDemangler
-        return list(inner._pddl_state.replan(inner._entity_infos))
+        return self._env.unwrapped.plan()  # CachedPddlEnv: its entity names were demangled in place by AlfredDemangler
 
     def close(self) -> None:
         # Like stock textworld, leave Fast Downward's library loaded: unloading it while ctypes objects that point

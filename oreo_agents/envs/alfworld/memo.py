@@ -179,13 +179,24 @@ def save_compiled(cache: CompiledCache | None, logic: Any, tr: Translation, gram
 
 
 class Renderings:
-    """The intro and static command texts of one game under one set of entity names; ``saved`` remembers, per cache
-    folder, how many texts its file held when last read or written."""
+    """The intro, the static command texts and the planner's plans (by facts digest) of one game under one set of
+    entity names; ``saved`` remembers, per cache folder, how many entries its file held when last read or written."""
 
-    def __init__(self, intro: str | None = None, commands: dict[str, str] | None = None) -> None:
+    def __init__(self, intro: str | None = None, commands: dict[str, str] | None = None,
+                 plans: dict[str, list[str]] | None = None) -> None:
         self.intro = intro
         self.commands: dict[str, str] = commands or {}
+        self.plans: dict[str, list[str]] = plans or {}
         self.saved: dict[str, int] = {}
 
     def size(self) -> int:
-        return len(self.commands) + (self.intro is not None)
+        return len(self.commands) + len(self.plans) + (self.intro is not None)
+
+
+# Plans kept per game: one per distinct state the expert was asked about off its script.
+MAX_PLANS_PER_GAME = 4096
+
+
+def facts_key(facts: Any) -> str:
+    """A digest of a state's facts: the planner's answer depends on the game and these only."""
+    return digest(*sorted(map(str, facts)))
