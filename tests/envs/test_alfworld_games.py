@@ -71,7 +71,8 @@ def test_generator_is_deterministic_across_processes(tmp_path):
     outs = []
     for name in ("a", "b"):
         res = subprocess.run([sys.executable, "-c", _GEN, str(tmp_path / name)], capture_output=True, text=True,
-                             check=True, env={"PYTHONHASHSEED": name == "a" and "1" or "2", "PATH": "/usr/bin"})
+                             check=True, env={"PYTHONHASHSEED": name == "a" and "1" or "2", "PATH": "/usr/bin",
+                                              "OREO_AGENTS_CACHE": str(tmp_path / "cache")})  # not the user's cache
         outs.append(Path(res.stdout.strip().splitlines()[-1]))
     rel = [o.relative_to(tmp_path / n) for o, n in zip(outs, "ab")]
     assert rel[0] == rel[1]
