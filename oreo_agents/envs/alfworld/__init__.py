@@ -16,6 +16,8 @@ from typing import Any
 _EXPORTS = {
     "ALFWorldEnv": "oreo_agents.envs.alfworld.env",
     "TextGame": "oreo_agents.envs.alfworld.engine",
+    "compile_game": "oreo_agents.envs.alfworld.engine",
+    "default_compiled_dir": "oreo_agents.envs.alfworld.compiled",
     "clean_observation": "oreo_agents.envs.alfworld.env",
     "ALFWorldExpert": "oreo_agents.envs.alfworld.expert",
     "HandcodedExpert": "oreo_agents.envs.alfworld.expert",

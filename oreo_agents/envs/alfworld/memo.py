@@ -193,8 +193,9 @@ class Renderings:
         return len(self.commands) + len(self.plans) + (self.intro is not None)
 
 
-# Plans kept per game: one per distinct state the expert was asked about off its script.
-MAX_PLANS_PER_GAME = 4096
+# Plans kept per game (the first ones met: from the states most plays reach), bounded so memory stays small with
+# 512 games in memory.
+MAX_PLANS_PER_GAME = 256
 
 
 def facts_key(facts: Any) -> str:
