@@ -7,8 +7,9 @@ JSON, never pickle, in one folder shared by every process:
 - ``<key>.json.gz``: the parsed :class:`~textworld.envs.pddl.logic.GameLogic` (actions + production rules, symbols as
   tagged lists) and the translation (the two SAS texts, object types, action parameters, type hierarchy, fluent
   predicates, initial facts). Written once per game.
-- ``<key>.<names>.render.json.gz``: the intro text and the text of every state-independent command seen so far, for one
-  set of entity display names. It grows as plays meet new commands; writers merge with what is there.
+- ``<key>.<names>.render.json.gz``: the intro text, the text of every state-independent command seen so far and the
+  planner's plans from the states it was asked about, for one set of entity display names. It grows as plays meet new
+  commands; writers merge with what is there.
 
 ``key`` is the sha256 of the format version and the game's domain, grammar and problem texts, so a game whose text
 changes gets a new file. Every file carries a header (format version, textworld / alfworld / fast-downward-textworld
