@@ -252,3 +252,14 @@ def test_no_pickle_in_the_cache_code():
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert not imported & {"pickle", "marshal", "shelve", "dill", "cloudpickle", "joblib"}, module.__name__
+
+
+def test_concurrent_writers_leave_one_whole_file(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = C.CompiledCache(tmp_path)
+    key, body = "k" * 32, {"intro": "x" * 100_000, "commands": {str(i): "y" * i for i in range(300)}}
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(lambda _: cache.write(cache.game_path(key), key, "renderings", body), range(32)))
+    assert [p.name for p in tmp_path.iterdir()] == [f"{key}.json.gz"]  # no temporary file left behind
+    assert cache.read(cache.game_path(key), key, "renderings") == body
