@@ -293,7 +293,7 @@ class VLLMBackend:
         return [r or [] for r in results]
 
     def _sampling(self, params: SamplingParams, seed: int) -> Any:
-        # vllm 0.32.0 sampling_params.py: n 282, temperature 305, top_p 312, seed 322, stop 325, stop_token_ids 327,
+        # vllm 0.32.0 sampling_params.py: n 282, temperature 305, top_p 312, seed 322, stop 324, stop_token_ids 327,
         # max_tokens 334, logprobs 339 (0: the sampled token's own log-prob), skip_special_tokens 377,
         # include_stop_str_in_output 381.
         return self._vllm.SamplingParams(

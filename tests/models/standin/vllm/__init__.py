@@ -20,7 +20,7 @@ backend depends on it, and every call is recorded in :data:`RECORD` so tests can
   ``vllm.distributed.cleanup_dist_env_and_memory(shutdown_ray=False)`` (``distributed/parallel_state.py:2516``).
 * ``SamplingParams`` (``sampling_params.py:268-381``), ``TokensPrompt`` (``inputs/llm.py:111-115``, a TypedDict),
   ``LoRARequest(lora_name, lora_int_id, lora_path="", base_model_name=None, load_inplace=False)``
-  (``lora/request.py:24-42``), ``CompletionOutput`` (``outputs.py:79-90``), ``RequestOutput`` (``outputs.py:163-175``),
+  (``lora/request.py:24-42``), ``CompletionOutput`` (``outputs.py:79-90``), ``RequestOutput`` (``outputs.py:161-175``),
   ``Logprob(logprob, rank=None, decoded_token=None)`` (``logprobs.py:23-25``),
   ``current_platform.device_type`` (``platforms/cuda.py:227``).
 """

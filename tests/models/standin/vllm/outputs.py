@@ -1,4 +1,4 @@
-"""vllm 0.32.0 ``outputs.py``: ``CompletionOutput`` (fields 79-90) and ``RequestOutput`` (``__init__`` 163-175)."""
+"""vllm 0.32.0 ``outputs.py``: ``CompletionOutput`` (fields 79-90) and ``RequestOutput`` (``__init__`` 161-175)."""
 
 from __future__ import annotations
 
