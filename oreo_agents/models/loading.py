@@ -221,7 +221,11 @@ def load_adapter_merged(base: str | Path, adapter: str | Path, *, dtype: Any = N
     adapter = Path(adapter)
     if not (adapter / "adapter_model.safetensors").is_file():
         raise OreoError(f"--policy {adapter}: no adapter_model.safetensors (a .bin adapter is a pickle: not loaded)")
-    from peft import PeftModel
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise OreoError(f"--policy {adapter}: serving a LoRA adapter with --backend hf needs peft "
+                        "(pip install 'oreo-agents[learn]')") from exc
 
     model = load_policy(base, dtype=dtype)
     try:

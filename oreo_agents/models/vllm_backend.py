@@ -244,10 +244,17 @@ class VLLMBackend:
         if key.max_lora_rank:  # engine/arg_utils.py:676-678
             kwargs.update(enable_lora=True, max_lora_rank=key.max_lora_rank, max_loras=1)
         # LLM.__init__: dtype (entrypoints/llm.py:191), seed (196), gpu_memory_utilization (197), the rest -> EngineArgs.
-        return self._vllm.LLM(
-            model=key.model, dtype=key.dtype, seed=self.seed % ENGINE_SEED_RANGE,
-            gpu_memory_utilization=key.gpu_memory_utilization, max_model_len=key.max_model_len, **kwargs,
-        )  # fmt: skip
+        try:
+            return self._vllm.LLM(
+                model=key.model, dtype=key.dtype, seed=self.seed % ENGINE_SEED_RANGE,
+                gpu_memory_utilization=key.gpu_memory_utilization, max_model_len=key.max_model_len, **kwargs,
+            )  # fmt: skip
+        except (ValueError, RuntimeError) as exc:  # the start-up memory check (v1/worker/utils.py:760-768) and kin
+            if "memory" not in str(exc).lower():
+                raise
+            first = str(exc).strip().splitlines()[0][:300]
+            raise OreoError(f"--backend vllm: the engine did not start ({first}); lower --gpu-memory-utilization "
+                            f"(now {key.gpu_memory_utilization}) or free the device") from exc
 
     def _lora_class(self) -> Any:
         from vllm.lora.request import LoRARequest

@@ -244,7 +244,7 @@ def _collect_policy(cfg: CollectConfig) -> Any:
     if cfg.model_dir and cfg.batch_invariant and cfg.backend == "vllm":
         import os
 
-        os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm when its engine starts (vllm 0.33 envs.py)
+        os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm when its engine starts (vllm 0.32.0 envs.py:636)
     if cfg.model_dir and cfg.select == "sample" and cfg.value is None:
         from oreo_agents.models.policy import ModelPolicy
 

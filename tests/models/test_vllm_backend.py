@@ -114,7 +114,7 @@ def test_same_settings_share_one_engine_and_other_settings_free_it_first(standin
 @pytest.mark.parametrize("change", [dict(dtype="bfloat16"), dict(logprobs="sampling"), dict(max_model_len=512),
                                     dict(gpu_memory_utilization=0.5), dict(batch_invariant=True)])
 def test_every_engine_setting_is_part_of_the_key(standin_vllm, tiny, change, monkeypatch):
-    monkeypatch.delenv("VLLM_BATCH_INVARIANT", raising=False)
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "0")  # restored after: a batch-invariant build sets it to 1
     make_backend("vllm", tiny)
     make_backend("vllm", tiny, **change)
     rec = standin_vllm.RECORD
@@ -134,6 +134,12 @@ def test_eval_builds_agents_over_policies_and_modes_on_one_engine_at_a_time(stan
     assert len(rec.of("init")) == 2 and len(rec.of("shutdown")) == 1 and len(rec.live) == 1
     assert {e["gpu_memory_utilization"] for e in rec.of("init")} == {0.6}
     agents[-1].act([turn("What is 1+1?")])
+
+
+def test_an_engine_that_does_not_fit_names_the_flag(standin_vllm, tiny):
+    standin_vllm.RECORD.live[99] = 0.5  # someone else holds half of the device
+    with pytest.raises(OreoError, match=r"lower --gpu-memory-utilization \(now 0.85\)"):
+        make_backend("vllm", tiny)
 
 
 def test_close_frees_the_engine_and_a_later_call_restarts_it(standin_vllm, tiny):
