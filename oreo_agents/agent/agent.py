@@ -173,10 +173,13 @@ class Agent:
 def load_value(path: str | Path, *, device: str | None = None, dtype: str | None = None) -> Any:
     """A trained value model folder, with a one-line error naming ``--value`` when it is not one."""
     from oreo_agents.models.loading import ValueModel, default_device, is_value_dir
+    from oreo_agents.models.servable import MARKER, export_value
 
     p = Path(path).expanduser()
     if not p.is_dir():
         raise OreoError(f"--value {path}: no such directory")
+    if (p / MARKER).is_file():  # an OREO training checkpoint step-N: its value model, exported once (models/servable.py)
+        p = export_value(p)
     if not is_value_dir(p):
         raise OreoError(f"--value {path}: not a value model folder (no oreo_value.json; train one with `oreo-agents train`)")
     return ValueModel.from_pretrained(p, dtype=dtype, device=device or default_device()).eval()

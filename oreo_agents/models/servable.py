@@ -15,7 +15,8 @@ folder plus ``adapter_config.json`` + ``adapter_model.safetensors`` (PEFT's name
 dropped), so vLLM can serve the adapter unmerged. Only JSON and safetensors are read from the run folder: nothing is
 unpickled or executed (an accelerate-pickle checkpoint, e.g. from DeepSpeed, is refused by name). The cache folder is
 ``~/.cache/oreo-agents/servable/<sha256 of trainer_state.json>`` (it lists size + crc32 of every file, so another
-checkpoint gets another folder); the files are checked against those sums before export.
+checkpoint gets another folder); the files are checked against those sums before export. :func:`export_value` does
+the same for the value model of an OREO checkpoint (``--value .../step-N``).
 """
 
 from __future__ import annotations
@@ -91,15 +92,8 @@ def default_servable_cache() -> Path:
 def export_checkpoint(ckpt: Path, *, cache_dir: Path | None = None, flag: str = "--policy") -> Served:
     """Export ``ckpt`` (a ``step-N`` folder) once into the cache; later calls find the finished folder."""
     ckpt = Path(ckpt)
-    raw = (ckpt / MARKER).read_bytes()
-    try:
-        state = json.loads(raw)
-    except ValueError as exc:
-        raise OreoError(f"{flag} {ckpt}: {MARKER} is not JSON ({exc})") from exc
-    if state.get("format") != FORMAT:
-        raise OreoError(f"{flag} {ckpt}: a checkpoint in accelerate's pickle format (DeepSpeed or an older oreo-agents) "
-                        "cannot be served: loading it would unpickle files from the run folder")  # fmt: skip
-    out = Path(cache_dir or default_servable_cache()) / hashlib.sha256(raw).hexdigest()[:24]
+    state, digest = _marker(ckpt, flag)
+    out = Path(cache_dir or default_servable_cache()) / digest
     if (out / "done.json").is_file():
         return _served_from(out)
     serving, info = _serving_files(ckpt, state, flag)
@@ -125,6 +119,68 @@ def export_checkpoint(ckpt: Path, *, cache_dir: Path | None = None, flag: str = 
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)  # atomic: a killed export never leaves a folder that looks done
     return _served_from(out)
+
+
+def export_value(ckpt: Path, *, cache_dir: Path | None = None, flag: str = "--value") -> Path:
+    """The value model of an OREO checkpoint ``step-N`` as a value folder (backbone + ``value_head.safetensors`` +
+    ``oreo_value.json``, what ``ValueModel.from_pretrained`` loads), exported once into the cache. A LoRA run's value
+    adapters are merged into the backbone (``W + alpha/r * B @ A``, PEFT's LoRA scaling)."""
+    from oreo_agents.models.loading import write_value_head
+
+    ckpt = Path(ckpt)
+    state, digest = _marker(ckpt, flag)
+    out = Path(cache_dir or default_servable_cache()) / f"{digest}-value"
+    if (out / "done.json").is_file():
+        return out
+    component = "model-policy_value"
+    if f"{component}.json" not in state.get("files", {}):
+        raise OreoError(f"{flag} {ckpt}: this checkpoint holds no value model (only --algo oreo runs train one)")
+    serving, info = _serving_files(ckpt, state, flag)
+    _verify(ckpt, state, [f"{component}.json", f"{component}.safetensors"], flag)
+    weights = _read_state_dict(ckpt, component, flag)
+    head = weights.get("value.head.weight")
+    backbone = {k[len("value.backbone."):]: v for k, v in weights.items() if k.startswith("value.backbone.")}
+    if head is None or not backbone:
+        raise OreoError(f"{flag} {ckpt}: {component} holds no value.backbone / value.head weights")
+    if info.get("lora"):
+        backbone = merge_lora(backbone, info["lora"])
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _write_model(serving, backbone, tmp, flag, backbone_only=True)
+    write_value_head(tmp, head, int(head.shape[-1]))
+    (tmp / "done.json").write_text(json.dumps({"checkpoint": str(ckpt.resolve()), "step": state.get("step")}))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def _marker(ckpt: Path, flag: str) -> tuple[dict[str, Any], str]:
+    """trainer_state.json of a servable checkpoint, and the cache key (a hash of it: size + crc32 of every file)."""
+    try:
+        raw = (ckpt / MARKER).read_bytes()
+        state = json.loads(raw)
+    except (OSError, ValueError) as exc:
+        raise OreoError(f"{flag} {ckpt}: {MARKER} does not load ({exc})") from exc
+    if state.get("format") != FORMAT:
+        raise OreoError(f"{flag} {ckpt}: a checkpoint in accelerate's pickle format (DeepSpeed or an older oreo-agents) "
+                        "cannot be served: loading it would unpickle files from the run folder")  # fmt: skip
+    return state, hashlib.sha256(raw).hexdigest()[:24]
+
+
+def merge_lora(weights: dict[str, Any], lora: dict[str, Any]) -> dict[str, Any]:
+    """A PeftModel's LoRA state dict merged into plain weights: ``W + s * B @ A`` with PEFT's ``s = alpha / r``
+    (``alpha / sqrt(r)`` under rsLoRA); DoRA and other variants are refused."""
+    if lora.get("use_dora") or lora.get("fan_in_fan_out"):
+        raise OreoError("LoRA checkpoint: DoRA / fan_in_fan_out adapters are not merged by this export")
+    r = int(lora["r"])
+    scale = float(lora["lora_alpha"]) / (r ** 0.5 if lora.get("use_rslora") else r)
+    base, adapter = split_lora(weights)
+    for key in [k for k in adapter if k.endswith(".lora_A.weight")]:
+        module = key[len("base_model.model."): -len(".lora_A.weight")]
+        a, b = adapter[key], adapter[key.replace(".lora_A.", ".lora_B.")]
+        w = base[f"{module}.weight"]
+        base[f"{module}.weight"] = (w.float() + scale * (b.float() @ a.float())).to(w.dtype)
+    return base
 
 
 def _served_from(out: Path) -> Served:
@@ -213,15 +269,16 @@ def split_lora(weights: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return base, adapter
 
 
-def _write_model(serving: Path, weights: dict[str, Any], out: Path, flag: str) -> None:
+def _write_model(serving: Path, weights: dict[str, Any], out: Path, flag: str, *, backbone_only: bool = False) -> None:
     """``weights`` as a HF folder of the architecture in ``serving/config.json`` (built on ``meta``: every weight must
-    come from the checkpoint; a missing or unknown one is refused), plus the tokenizer files."""
+    come from the checkpoint; a missing or unknown one is refused), plus the tokenizer files. ``backbone_only``: the
+    body without LM head (``AutoModel``), as a value model's backbone is saved."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(str(serving))  # never trust_remote_code: no code from the run folder runs
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
+        model = (AutoModel if backbone_only else AutoModelForCausalLM).from_config(config)
     result = model.load_state_dict(weights, strict=False, assign=True)
     model.tie_weights()
     missing = [k for k, v in model.state_dict().items() if v.is_meta]

@@ -319,3 +319,27 @@ def test_a_damaged_or_pickled_checkpoint_is_not_served(mixed_dataset: Path, tmp_
     with pytest.raises(OreoError, match="pickle format .* cannot be served"):
         servable(step1, cache_dir=tmp_path / "served")
     assert not (tmp_path / "served").exists() or not any((tmp_path / "served").glob("*/done.json"))
+
+
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_an_oreo_checkpoint_serves_its_value_model(mixed_dataset: Path, tmp_path: Path, lora_r: int, monkeypatch):
+    """``--value <run>/checkpoints/step-N`` (OREO runs): the value model is exported (LoRA adapters merged) and scores
+    like the value folder written at the end of the run."""
+    from oreo_agents.agent.agent import load_value
+    from oreo_agents.models.servable import export_value
+
+    run = cfg(mixed_dataset, tmp_path / "run", tmp_path / "cache", algo="oreo", max_steps=2, lora_r=lora_r,
+              learning_rate=0.05)
+    make_trainer(run).train()
+    monkeypatch.setattr("oreo_agents.models.servable.default_servable_cache", lambda: tmp_path / "served")
+    step2 = tmp_path / "run" / "checkpoints" / "step-2"
+    ids = torch.tensor([[1, 5, 9, 30, 44]])
+    with torch.no_grad():
+        final = load_value(tmp_path / "run" / "value", device="cpu")(ids)
+        served = load_value(step2, device="cpu")(ids)
+    assert torch.allclose(served, final, atol=1e-5) and final.abs().max() > 0
+    assert export_value(step2) == tmp_path / "served" / export_value(step2).name  # cached
+    sft = cfg(mixed_dataset, tmp_path / "sft", tmp_path / "cache", max_steps=1)
+    make_trainer(sft).train()
+    with pytest.raises(OreoError, match="holds no value model"):
+        load_value(tmp_path / "sft" / "checkpoints" / "step-1")
