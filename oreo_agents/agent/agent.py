@@ -60,11 +60,15 @@ class Agent:
     @classmethod
     def load(cls, policy: str | Path, *, value: str | Path | None = None, select: str = "greedy", k: int = 4,
              temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64, seed: int = 0,
-             backend: str = "hf", device: str | None = None, dtype: str | None = None) -> "Agent":
-        """An agent from checkpoint folders (the policy's, and the value model's saved by ``train``)."""
+             backend: str = "hf", device: str | None = None, dtype: str | None = None,
+             gpu_memory_utilization: float | None = None) -> "Agent":
+        """An agent from checkpoint folders (the policy's, and the value model's saved by ``train``).
+
+        The policy's backend is built first: a vLLM engine checks at start-up that its share of the GPU is free
+        (vllm 0.32.0 ``v1/worker/utils.py:716-770``), so the value model takes the rest after it, not before."""
         check_select(select, k=k, has_value=value is not None)
         model = ModelPolicy(policy, backend=backend, device=device, dtype=dtype, temperature=temperature, top_p=top_p,
-                            max_new_tokens=max_new_tokens, seed=seed)
+                            max_new_tokens=max_new_tokens, seed=seed, gpu_memory_utilization=gpu_memory_utilization)
         value_model = load_value(value, device=device, dtype=dtype) if value is not None else None
         return cls(model, value_model, select=select, k=k, value_path=str(value or ""))
 
@@ -168,19 +172,28 @@ class Agent:
 
 def load_value(path: str | Path, *, device: str | None = None, dtype: str | None = None) -> Any:
     """A trained value model folder, with a one-line error naming ``--value`` when it is not one."""
-    from oreo_agents.models.loading import ValueModel, is_value_dir
+    from oreo_agents.models.loading import ValueModel, default_device, is_value_dir
+    from oreo_agents.models.servable import MARKER, export_value
 
     p = Path(path).expanduser()
     if not p.is_dir():
         raise OreoError(f"--value {path}: no such directory")
+    if (p / MARKER).is_file():  # an OREO training checkpoint step-N: its value model, exported once (models/servable.py)
+        p = export_value(p)
     if not is_value_dir(p):
         raise OreoError(f"--value {path}: not a value model folder (no oreo_value.json; train one with `oreo-agents train`)")
-    return ValueModel.from_pretrained(p, dtype=dtype, device=device).eval()
+    return ValueModel.from_pretrained(p, dtype=dtype, device=device or default_device()).eval()
 
 
 def _device_of(policy: ModelPolicy) -> Any:
+    """Where the policy runs, so the value model runs beside it: the HF model's device, else the backend's own
+    (``VLLMBackend.device``: "cuda", or "cpu" on vLLM's CPU build), else cuda when present."""
+    from oreo_agents.models.loading import default_device
+
     model = getattr(policy.backend, "model", None)
-    return next(model.parameters()).device if model is not None else "cpu"
+    if model is not None:
+        return next(model.parameters()).device
+    return getattr(policy.backend, "device", None) or default_device()
 
 
 
@@ -189,7 +202,8 @@ SCRIPTED = ("expert", "random", "noisy-expert")
 
 def build_agent(policy: str, *, value: str | None = None, select: str = "greedy", k: int = 4, eps: float = 0.2,
                 temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64, seed: int = 0,
-                backend: str = "hf", device: str | None = None, dtype: str | None = None) -> Policy:
+                backend: str = "hf", device: str | None = None, dtype: str | None = None,
+                gpu_memory_utilization: float | None = None) -> Policy:
     """What ``--policy expert|random|noisy-expert|<model folder>`` plus ``--value/--select/--k`` name, as one Policy
     (``eps``: the noisy expert's probability of a random action)."""
     from oreo_agents.policies import make_policy
@@ -203,4 +217,5 @@ def build_agent(policy: str, *, value: str | None = None, select: str = "greedy"
     if not p.is_dir():
         raise OreoError(f"--policy {policy}: not expert, random, noisy-expert or a model directory")
     return Agent.load(p, value=value, select=select, k=k, temperature=temperature, top_p=top_p,
-                      max_new_tokens=max_new_tokens, seed=seed, backend=backend, device=device, dtype=dtype)
+                      max_new_tokens=max_new_tokens, seed=seed, backend=backend, device=device, dtype=dtype,
+                      gpu_memory_utilization=gpu_memory_utilization)

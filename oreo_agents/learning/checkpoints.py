@@ -12,6 +12,9 @@ Each component here is a JSON file plus a safetensors file for its tensors::
         scheduler-<name>.json            the LR schedule's state_dict
         scaler.json                      the fp16 loss scaler, when there is one
         rng-<rank>.json/.safetensors     python random, numpy, torch CPU (+ CUDA) generator states of each process
+        serving/                         the base model's config + tokenizer files and serving.json (which state dict
+                                         is the policy, the LoRA config): what ``--policy .../step-N`` exports to serve
+                                         (``oreo_agents.models.servable``)
 
 State dicts come from ``torch.distributed.checkpoint.state_dict.get_state_dict`` with ``full_state_dict=True`` (torch
 2.13): one code path for plain, DDP and FSDP2 modules (all ranks take part in the gather, rank 0 writes; every rank reads
@@ -291,8 +294,11 @@ def _is_deepspeed(acc: Any) -> bool:
 
 
 def save(out: Path, step: int, *, acc: Any, models: dict, optimizers: dict, schedulers: dict, algo: str,
-         fp: dict[str, Any], keep: int) -> Path:  # fmt: skip
-    """Write ``<out>/checkpoints/step-<step>`` (all processes call this; rank 0 writes the shared files)."""
+         fp: dict[str, Any], keep: int, serving: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """Write ``<out>/checkpoints/step-<step>`` (all processes call this; rank 0 writes the shared files).
+
+    ``serving`` (keywords of :func:`oreo_agents.models.servable.write_serving_files`: base model folder, which state
+    dict holds the policy, the LoRA config) adds ``serving/`` so the checkpoint can be served (``--policy step-N``)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
 
     root = Path(out) / "checkpoints"
@@ -323,9 +329,14 @@ def save(out: Path, step: int, *, acc: Any, models: dict, optimizers: dict, sche
             if getattr(acc, "scaler", None) is not None:
                 write_component(tmp, "scaler", acc.scaler.state_dict())
         write_component(tmp, f"rng-{acc.process_index}", rng_state())
+    if main and serving is not None and fmt == FORMAT:
+        from oreo_agents.models.servable import write_serving_files
+
+        write_serving_files(tmp, **serving)
     acc.wait_for_everyone()
     if main:
-        files = {f.name: {"bytes": f.stat().st_size, "crc32": file_crc32(f)} for f in sorted(tmp.iterdir()) if f.is_file()}
+        files = {f.relative_to(tmp).as_posix(): {"bytes": f.stat().st_size, "crc32": file_crc32(f)}
+                 for f in sorted(tmp.rglob("*")) if f.is_file()}
         state = {"format": fmt, "step": step, "algo": algo, "processes": acc.num_processes, "fingerprint": fp, "files": files}
         # No fsync: after a power loss the renamed folder may hold short files, which resume's size/crc check catches
         # (and falls back from) — the same protection as fsync without its 3.5 s per 1.6 GB checkpoint.

@@ -192,7 +192,18 @@ class Trainer:
 
     def save_checkpoint(self, step: int) -> None:
         C.save(self.out, step, acc=self.acc, models=self.models, optimizers=self.optimizers, schedulers=self.schedulers,
-               algo=self.algo, fp=self.fingerprint, keep=self.cfg.save_total_limit)  # fmt: skip
+               algo=self.algo, fp=self.fingerprint, keep=self.cfg.save_total_limit, serving=self.serving_info())  # fmt: skip
+
+    def serving_info(self) -> dict[str, Any] | None:
+        """What a checkpoint needs to be served (``--policy <out>/checkpoints/step-N``): the base model's files, which
+        state dict holds the policy, and the LoRA config of a LoRA run (see ``models/servable.py``)."""
+        from oreo_agents.models.servable import peft_config_dict
+
+        name = next(iter(self.models), "")
+        if name not in ("policy", "policy_value"):
+            return None
+        return {"base_model": self.model_path, "component": f"model-{name}",
+                "prefix": "policy." if name == "policy_value" else "", "lora": peft_config_dict(self.policy_module())}
 
     def resume(self) -> int:
         return C.resume(self.out, acc=self.acc, models=self.models, optimizers=self.optimizers, schedulers=self.schedulers,
@@ -325,6 +336,11 @@ class Trainer:
             return
         policy = self.policy_module()
         if self.cfg.lora_r > 0:
+            # The adapter as PEFT saves it (adapter_config.json + adapter_model.safetensors), before merging changes the
+            # weights: vLLM serves it unmerged on the base (--policy <out>/policy-adapter).
+            for config in policy.peft_config.values():  # an absolute base path: the adapter serves from any cwd
+                config.base_model_name_or_path = str(Path(self.model_path).resolve())
+            policy.save_pretrained(str(out / "policy-adapter"))
             policy = merged(policy)
             weights = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
         elif isinstance(self.acc.unwrap_model(next(iter(self.models.values()))), dist.PolicyAndValue):

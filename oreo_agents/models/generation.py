@@ -98,13 +98,21 @@ class HFBackend:
         self.batch_invariant, self.prefix_cache = True, None
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, device: str | None = None, dtype: str | None = None, **kw: Any) -> "HFBackend":
-        from oreo_agents.models.loading import load_policy, load_tokenizer
+    def from_pretrained(cls, path: str | Path, *, device: str | None = None, dtype: str | None = None,
+                        lora: str | Path | None = None, **kw: Any) -> "HFBackend":
+        """The model of folder ``path`` on ``device`` (default: cuda when present, else cpu); with ``lora`` (a PEFT
+        adapter folder trained on ``path``) the adapter is merged into the weights in memory."""
+        from oreo_agents.models.loading import default_device, load_adapter_merged, load_policy, load_tokenizer
 
         path = Path(path)
         if not (path / "config.json").is_file():
             raise OreoError(f"model directory {path} has no config.json (expected a save_pretrained folder)")
-        return cls(load_policy(path, dtype=dtype, device=device), load_tokenizer(path), **kw)
+        device = device or default_device()
+        if lora is not None:
+            model = load_adapter_merged(path, lora, dtype=dtype, device=device)
+        else:
+            model = load_policy(path, dtype=dtype, device=device)
+        return cls(model, load_tokenizer(path), **kw)
 
     # --- public ---------------------------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,

@@ -206,6 +206,35 @@ def resolve_model(spec: str, *, cache_dir: Path | None = None, texts: Iterable[s
 
 
 # --- loading -----------------------------------------------------------------------------------------------------------
+def default_device() -> str:
+    """Where a served model goes when no ``--device`` is given: ``cuda`` when a GPU is present, else ``cpu``.
+
+    Serving only (the HF generation backend, the value model of an agent or a value report): training leaves placement
+    to accelerate, which puts each process on its own device.
+    """
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_adapter_merged(base: str | Path, adapter: str | Path, *, dtype: Any = None, device: Any = None):
+    """A causal LM with a PEFT LoRA adapter merged in memory (``merge_and_unload``): what the HF backend serves for an
+    adapter folder. Only ``adapter_model.safetensors`` is read (a ``.bin`` adapter would be unpickled: refused)."""
+    adapter = Path(adapter)
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise OreoError(f"--policy {adapter}: no adapter_model.safetensors (a .bin adapter is a pickle: not loaded)")
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise OreoError(f"--policy {adapter}: serving a LoRA adapter with --backend hf needs peft "
+                        "(pip install 'oreo-agents[learn]')") from exc
+
+    model = load_policy(base, dtype=dtype)
+    try:
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    except Exception as exc:  # noqa: BLE001 - a mismatched adapter is the user's input
+        raise OreoError(f"--policy {adapter}: the LoRA adapter does not load onto {base} ({_first_line(exc)})") from exc
+    return model.to(device) if device is not None else model
+
+
 def load_policy(path: str | Path, *, dtype: Any = None, device: Any = None, trust_remote_code: bool = False):
     """A causal LM from a local folder; a clear :class:`OreoError` naming the folder when it does not load."""
     from transformers import AutoModelForCausalLM

@@ -61,6 +61,10 @@ class ModelPolicy:
         batch_invariant: run each context alone (see :class:`~oreo_agents.models.generation.HFBackend`): log-probs
             bit for bit the same whatever the batch, slower.
         checkpoint: the model folder, stored in each episode's metadata.
+        gpu_memory_utilization: ``backend="vllm"``: the engine's share of GPU memory (see ``VLLMBackend``).
+
+    ``model`` may name a model folder, a PEFT LoRA adapter folder or a training checkpoint ``step-N``
+    (:func:`oreo_agents.models.servable.servable`).
         seed: base seed. A turn that names its episode (``info["episode_id"]``, set by the recorder) samples with a
             seed derived from (seed, episode id, step): the reply is the same whatever the batch, resume or worker count.
             Other turns get a seed derived from (seed, call number, position), reproducible per run.
@@ -82,13 +86,16 @@ class ModelPolicy:
         checkpoint: str = "",
         seed: int = 0,
         batch_invariant: bool = False,
+        gpu_memory_utilization: float | None = None,
     ) -> None:
-        if isinstance(model, (str, Path)):  # a model folder: load it on the chosen backend
+        if isinstance(model, (str, Path)):  # a model, LoRA adapter or checkpoint folder: load it on the chosen backend
             checkpoint = checkpoint or str(model)
-            from oreo_agents.models.loading import check_model_dir
+            from oreo_agents.models.servable import servable
 
-            model = make_backend(backend, check_model_dir(model, "--model"), device=device, dtype=dtype, seed=seed,
-                                 max_batch_size=max_batch_size, batch_invariant=batch_invariant)
+            served = servable(model, "--policy")
+            model = make_backend(backend, served.model, lora=served.lora, device=device, dtype=dtype, seed=seed,
+                                 max_batch_size=max_batch_size, batch_invariant=batch_invariant,
+                                 gpu_memory_utilization=gpu_memory_utilization)
         self.backend: GenerationBackend = model
         self.tokenizer = model.tokenizer
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens

@@ -95,6 +95,9 @@ def _resolved(value: str | None) -> str | None:
     return str(Path(os.path.expandvars(value)).expanduser().resolve()) if value else value
 
 
+_NOT_CONTENT.add("gpu_memory_utilization")  # vLLM's memory share decides speed, not what is sampled
+
+
 def content_settings(cfg: CollectConfig) -> dict[str, Any]:
     """The settings stored in the manifest: everything that decides the episodes (policy-specific ones only if used).
 
@@ -241,15 +244,14 @@ def _collect_policy(cfg: CollectConfig) -> Any:
     if cfg.model_dir and cfg.batch_invariant and cfg.backend == "vllm":
         import os
 
-        os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm when its engine starts (vllm 0.33 envs.py)
+        os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm when its engine starts (vllm 0.32.0 envs.py:636)
     if cfg.model_dir and cfg.select == "sample" and cfg.value is None:
-        from oreo_agents.models.loading import check_model_dir
         from oreo_agents.models.policy import ModelPolicy
 
-        return ModelPolicy.from_pretrained(
-            check_model_dir(cfg.model_dir, flag="--policy"), backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
+        return ModelPolicy.from_pretrained(  # a model, LoRA adapter or checkpoint folder (models/servable.py checks it)
+            cfg.model_dir, backend=cfg.backend, device=cfg.device, dtype=cfg.dtype,
             temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-            batch_invariant=cfg.batch_invariant,
+            batch_invariant=cfg.batch_invariant, gpu_memory_utilization=cfg.gpu_memory_utilization,
         )
     if not cfg.model_dir:  # scripted: collect's default --select sample is about models, so it is not checked here
         return cfg.build(cfg.seed, select="greedy")

@@ -117,6 +117,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                         outcome_file.write(json.dumps({"agent": _label(policy), "select": mode, **o.__dict__}) + "\n")
                     rows += summarize(outcomes, label=_label(policy), select=mode, ci=cfg.ci)
                 writer.close(complete=True)
+                agent = None  # drop its models (GPU memory) before the next agent loads
     finally:
         outcome_file.close()
     if not report:

@@ -158,7 +158,8 @@ class AgentOptions:
         s = sampling if sampling is not None else self if isinstance(self, SamplingOptions) else SamplingOptions()
         return build_agent(name, value=value if policy is not None else self.value, select=mode, k=self.k,
                            temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=seed,
-                           backend=self.backend, device=self.device, dtype=self.dtype)
+                           backend=self.backend, device=self.device, dtype=self.dtype,
+                           gpu_memory_utilization=s.gpu_memory_utilization)
 
 
 @dataclass
@@ -168,6 +169,9 @@ class SamplingOptions:
     temperature: float = field(default=1.0, metadata=_help("Sampling temperature (0 = greedy) for sample / value selection."))
     top_p: float = field(default=1.0, metadata=_help("Nucleus sampling mass."))
     max_new_tokens: int = field(default=64, metadata=_help("Longest reply in tokens."))
+    gpu_memory_utilization: float | None = field(default=None, metadata=_help(
+        "--backend vllm: fraction of GPU memory vLLM may take for weights + KV cache (default 0.85; on vLLM's CPU "
+        "build: of host RAM). A value model runs in the rest: lower it if that does not fit."))
 
 
 def is_model_policy(policy: str) -> bool:

@@ -10,6 +10,7 @@ import os
 import random
 import re
 import shutil
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,8 @@ def test_resume_never_runs_a_pickle_planted_in_the_checkpoint(mixed_dataset: Pat
     clean = policy_weights(tmp_path / "run")
     shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-3")  # resume from step 2 and redo update 3
     step2 = tmp_path / "run" / "checkpoints" / "step-2"
-    assert {f.suffix for f in step2.iterdir()} == {".json", ".safetensors"}  # the format holds no pickle at all
+    # the format holds no pickle at all (serving/: the base model's config and tokenizer JSON)
+    assert {f.suffix for f in step2.rglob("*") if f.is_file()} == {".json", ".safetensors"}
     marker = tmp_path / "payload-ran"
     # what accelerate's load_state unpickles with weights_only=False: registered objects (our schedulers), in
     # accelerate/checkpointing.py load_custom_state (its other files load with weights_only=True)
@@ -245,3 +247,99 @@ def test_a_failed_write_names_the_file(tmp_path: Path):
     folder = tmp_path / "gone"  # the folder does not exist: the write fails like a full disk would
     with pytest.raises(OreoError, match=r"cannot write checkpoint file .*gone/model.*earlier checkpoints are intact"):
         C.write_component(folder, "model", {"w": torch.ones(2)})
+
+
+# --- serving an intermediate checkpoint (models/servable.py) ------------------------------------------------------------
+def logits_of(model: Any, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(torch.tensor([ids])).logits[0]
+
+
+def test_an_intermediate_checkpoint_serves_as_a_model_folder(mixed_dataset: Path, tmp_path: Path, monkeypatch):
+    """``--policy <run>/checkpoints/step-N`` is exported once (JSON + safetensors only) into an HF folder; the last
+    checkpoint's export is the final policy, weight for weight."""
+    import pickle
+
+    from oreo_agents.models.loading import load_policy
+    from oreo_agents.models.policy import ModelPolicy
+    from oreo_agents.models.servable import servable
+
+    make_trainer(cfg(mixed_dataset, tmp_path / "run", tmp_path / "cache", max_steps=2)).train()
+    step1, step2 = (tmp_path / "run" / "checkpoints" / f"step-{k}" for k in (1, 2))
+    assert json.loads((step2 / "serving" / "serving.json").read_text())["lora"] is None
+    assert "serving/config.json" in json.loads((step2 / C.MARKER).read_text())["files"]  # hashed like the rest
+    refuse = lambda *a, **k: (_ for _ in ()).throw(AssertionError("unpickled"))  # noqa: E731
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    served = servable(step2, cache_dir=tmp_path / "served")
+    assert served.lora is None and (served.model / "config.json").is_file() and (served.model / "tokenizer.json").is_file()
+    ids = [1, 5, 9, 30, 44]
+    assert torch.equal(logits_of(load_policy(served.model), ids), logits_of(load_policy(tmp_path / "run" / "policy"), ids))
+    stamp = (served.model / "model.safetensors").stat().st_mtime_ns
+    assert servable(step2, cache_dir=tmp_path / "served") == served  # cached: not exported again
+    assert (served.model / "model.safetensors").stat().st_mtime_ns == stamp
+    monkeypatch.setattr("oreo_agents.models.servable.default_servable_cache", lambda: tmp_path / "served")
+    policy = ModelPolicy(str(step1), temperature=0, max_new_tokens=3)  # what --policy step-1 builds
+    assert policy.metadata()["checkpoint"] == str(step1)
+    assert not torch.equal(logits_of(policy.backend.model, ids), logits_of(load_policy(served.model), ids))
+
+
+def test_a_lora_run_keeps_its_adapter_and_checkpoints_export_base_plus_adapter(mixed_dataset: Path, tmp_path: Path):
+    from oreo_agents.models.loading import load_adapter_merged, load_policy
+    from oreo_agents.models.servable import servable
+
+    make_trainer(cfg(mixed_dataset, tmp_path / "run", tmp_path / "cache", max_steps=2, lora_r=4, learning_rate=0.05)).train()
+    run = tmp_path / "run"
+    final, ids = load_policy(run / "policy"), [1, 5, 9, 30, 44]
+    adapter = servable(run / "policy-adapter")  # saved beside the merged policy, base named by an absolute path
+    assert adapter.lora == run / "policy-adapter" and adapter.model.is_absolute()
+    assert torch.allclose(logits_of(load_adapter_merged(adapter.model, adapter.lora), ids), logits_of(final, ids), atol=1e-5)
+    served = servable(run / "checkpoints" / "step-2", cache_dir=tmp_path / "served")
+    config = json.loads((served.lora / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["base_model_name_or_path"] == str(served.model)
+    from safetensors.torch import load_file
+
+    names = list(load_file(str(served.lora / "adapter_model.safetensors")))
+    assert names and all(".lora_A.weight" in n or ".lora_B.weight" in n for n in names)  # PEFT's saved names
+    merged = load_adapter_merged(served.model, served.lora)
+    assert torch.allclose(logits_of(merged, ids), logits_of(final, ids), atol=1e-5)
+    assert not torch.allclose(logits_of(load_policy(served.model), ids), logits_of(final, ids), atol=1e-3)  # base alone
+
+
+def test_a_damaged_or_pickled_checkpoint_is_not_served(mixed_dataset: Path, tmp_path: Path):
+    from oreo_agents.models.servable import servable
+
+    make_trainer(cfg(mixed_dataset, tmp_path / "run", tmp_path / "cache", max_steps=1)).train()
+    step1 = tmp_path / "run" / "checkpoints" / "step-1"
+    flip_a_byte(step1 / "model-policy.safetensors")
+    with pytest.raises(OreoError, match="model-policy.safetensors changed or was cut short"):
+        servable(step1, cache_dir=tmp_path / "served")
+    state = json.loads((step1 / C.MARKER).read_text())
+    (step1 / C.MARKER).write_text(json.dumps({**state, "format": C.PICKLE_FORMAT}))
+    with pytest.raises(OreoError, match="pickle format .* cannot be served"):
+        servable(step1, cache_dir=tmp_path / "served")
+    assert not (tmp_path / "served").exists() or not any((tmp_path / "served").glob("*/done.json"))
+
+
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_an_oreo_checkpoint_serves_its_value_model(mixed_dataset: Path, tmp_path: Path, lora_r: int, monkeypatch):
+    """``--value <run>/checkpoints/step-N`` (OREO runs): the value model is exported (LoRA adapters merged) and scores
+    like the value folder written at the end of the run."""
+    from oreo_agents.agent.agent import load_value
+    from oreo_agents.models.servable import export_value
+
+    run = cfg(mixed_dataset, tmp_path / "run", tmp_path / "cache", algo="oreo", max_steps=2, lora_r=lora_r,
+              learning_rate=0.05)
+    make_trainer(run).train()
+    monkeypatch.setattr("oreo_agents.models.servable.default_servable_cache", lambda: tmp_path / "served")
+    step2 = tmp_path / "run" / "checkpoints" / "step-2"
+    ids = torch.tensor([[1, 5, 9, 30, 44]])
+    with torch.no_grad():
+        final = load_value(tmp_path / "run" / "value", device="cpu")(ids)
+        served = load_value(step2, device="cpu")(ids)
+    assert torch.allclose(served, final, atol=1e-5) and final.abs().max() > 0
+    assert export_value(step2) == tmp_path / "served" / export_value(step2).name  # cached
+    sft = cfg(mixed_dataset, tmp_path / "sft", tmp_path / "cache", max_steps=1)
+    make_trainer(sft).train()
+    with pytest.raises(OreoError, match="holds no value model"):
+        load_value(tmp_path / "sft" / "checkpoints" / "step-1")

@@ -15,3 +15,31 @@ def _one_thread():
 
     torch.set_num_threads(1)
     yield
+
+
+STANDIN = os.path.join(os.path.dirname(__file__), "standin")
+
+
+def _drop_vllm_modules() -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def standin_vllm(monkeypatch):
+    """The ``vllm`` stand-in of ``tests/models/standin/vllm`` (signatures of vllm 0.32.0, calls recorded in
+    ``vllm.RECORD``) imported as ``vllm``, with the backend's engine registry empty before and after."""
+    from oreo_agents.models import vllm_backend
+
+    _drop_vllm_modules()
+    monkeypatch.syspath_prepend(STANDIN)
+    import vllm
+
+    assert vllm.__version__.endswith("+standin")
+    vllm.RECORD.reset()
+    monkeypatch.setattr(vllm_backend, "_held", None, raising=False)  # the registry, empty (restored afterwards)
+    monkeypatch.setattr(vllm_backend, "_adapter_ids", {}, raising=False)
+    yield vllm
+    _drop_vllm_modules()

@@ -158,39 +158,3 @@ def test_batch_invariant_generation_gives_bit_identical_logprobs(tiny):
     assert max(abs(x - y) for x, y in zip(*results["fast"])) < 1e-4
 
 
-class _FakeVLLMSamplingParams:
-    """Stand-in for ``vllm.SamplingParams`` (vllm 0.33 sampling_params.py): the fields the backend sets, by name."""
-
-    def __init__(self, *, n=1, temperature=1.0, top_p=1.0, max_tokens=16, stop=None, stop_token_ids=None,
-                 include_stop_str_in_output=False, skip_special_tokens=True, logprobs=None, seed=None):
-        self.n, self.seed, self.temperature = n, seed, temperature
-
-
-def test_vllm_backend_sends_one_seeded_sampling_params_per_prompt(monkeypatch):
-    """vllm 0.33 ``LLM.generate(prompts, sampling_params: SamplingParams | Sequence[SamplingParams])`` pairs a list
-    one by one with the prompts; a seeded request samples from its own generator."""
-    import types
-
-    from oreo_agents.models.vllm_backend import VLLMBackend
-
-    calls = []
-
-    class FakeLLM:
-        def generate(self, prompts, sampling_params, use_tqdm=True):
-            assert isinstance(sampling_params, list) and len(sampling_params) == len(prompts)
-            calls.append([p.seed for p in sampling_params])
-            out = types.SimpleNamespace(token_ids=[5, 2], logprobs=[{5: types.SimpleNamespace(logprob=-0.5)},
-                                        {2: types.SimpleNamespace(logprob=-0.1)}], finish_reason="stop",
-                                        stop_reason=None, text="x")
-            return [types.SimpleNamespace(outputs=[out]) for _ in prompts]
-
-    inputs = types.ModuleType("vllm.inputs")
-    inputs.TokensPrompt = lambda prompt_token_ids: {"prompt_token_ids": prompt_token_ids}
-    monkeypatch.setitem(__import__("sys").modules, "vllm.inputs", inputs)
-    backend = VLLMBackend.__new__(VLLMBackend)
-    backend.llm, backend.logprobs, backend.max_context = FakeLLM(), "policy", 100
-    backend._vllm = types.SimpleNamespace(SamplingParams=_FakeVLLMSamplingParams)
-    groups = backend.generate([[1, 2], [3, 4, 5]], SamplingParams(), seeds=[11, 22])
-    assert calls == [[11, 22]] and groups[0][0].token_ids == [5, 2] and groups[1][0].logprobs == [-0.5, -0.1]
-    backend.generate([[1, 2], [3]], SamplingParams(seed=4))  # a call-level seed: one derived seed per prompt
-    assert len(set(calls[1])) == 2 and None not in calls[1]
