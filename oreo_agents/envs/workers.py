@@ -302,7 +302,7 @@ class EnvPool:
                     if worker.inflight and time.monotonic() - worker.since > self.timeout:
                         raise _Died(f"did not answer within --env-timeout {self.timeout:g} s")
                 except (EOFError, OSError) as exc:
-                    self._restart(worker, f"lost its pipe ({type(exc).__name__})")
+                    self._restart(worker, self._lost(worker, exc))
                 except _Died as died:
                     self._restart(worker, str(died))
             if replies:
@@ -338,7 +338,7 @@ class EnvPool:
         try:
             worker.conn.send((command.kind, command.slot, command.args))
         except OSError as exc:  # the worker died while idle: the restart sends this command again
-            self._restart(worker, f"lost its pipe ({type(exc).__name__})")
+            self._restart(worker, self._lost(worker, exc))
 
     def _answered(self, worker: _Worker, message: tuple[Any, ...]) -> tuple[int, Any]:
         kind, slot, result = message[0], message[1], message[2]
@@ -376,7 +376,7 @@ class EnvPool:
             try:
                 message = worker.conn.recv()
             except (EOFError, OSError) as exc:
-                raise _Died(f"lost its pipe ({type(exc).__name__})") from None
+                raise _Died(self._lost(worker, exc)) from None
             if message[0] == "error":
                 where = self._describe_slot(message[1]) if message[1] is not None else "building its envs"
                 raise message[2] from RemoteTraceback(f"in env worker {worker.index}, {where}:\n{message[3]}")
@@ -417,7 +417,7 @@ class EnvPool:
             except _Died as died:
                 reason = str(died)
             except OSError as exc:
-                reason = f"lost its pipe ({type(exc).__name__})"
+                reason = self._lost(worker, exc)
 
     def _replay(self, worker: _Worker, slot: int) -> None:
         episode = self.episodes[slot]
@@ -432,6 +432,12 @@ class EnvPool:
                     f"worker {worker.index} restarted gave {'a different first observation' if step == 0 else f'a different step {step}'} "
                     "than recorded: the env is not a function of its reset seed, options and actions, so the episode "
                     "cannot be resumed")
+
+    def _lost(self, worker: _Worker, exc: BaseException) -> str:
+        """Why a worker's pipe broke: its exit code when it died (a moment to reap it), else the error."""
+        worker.process.join(1.0)
+        code = worker.process.exitcode
+        return f"exited with code {code}" if code is not None else f"lost its pipe ({type(exc).__name__})"
 
     def _kill(self, worker: _Worker) -> None:
         if worker.process is not None:
