@@ -191,3 +191,75 @@ def test_a_policy_that_drops_a_decision_is_an_error_and_envs_are_closed():
     assert len(closed) == 2
     with pytest.raises(OreoError, match="at least one env"):
         list(rollouts(make, Drops(), [Job()], num_envs=0))
+
+
+# --- the same episodes whatever the layout: env worker processes (issue #16) ------------------------------------------
+
+
+def _rows_bytes(folder: Path) -> bytes:
+    """The dataset's episode rows sorted by id, as Arrow IPC bytes (values and types; shard order and schema metadata
+    aside). Rows hold no wall-clock field, so equal bytes are equal episodes, log-probs and token ids included."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shards = [pq.read_table(f).replace_schema_metadata(None) for f in sorted((folder / "data").glob("*.parquet"))]
+    table = pa.concat_tables(shards).sort_by("episode_id").combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _collect(tmp_path: Path, name: str, *args: str) -> Path:
+    from click.testing import CliRunner
+
+    from oreo_agents.cli.app import cli
+
+    out = tmp_path / name
+    result = CliRunner().invoke(cli, ["collect", *args, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy, episodes, max_steps", [("expert", 2, 6), ("random", 2, 4), ("noisy-expert", 2, 4)])
+def test_env_workers_record_the_same_alfworld_episodes_byte_for_byte(policy, episodes, max_steps, tmp_path,
+                                                                      alfworld_games_root):
+    args = ["--env", "alfworld", "--games-root", str(alfworld_games_root), "--num-tasks", "3", "--policy", policy,
+            "--episodes", str(episodes), "--max-steps", str(max_steps), "--num-envs", "2", "--seed", "3"]
+    here = _collect(tmp_path, "here", *args)
+    workers = _collect(tmp_path, "workers", *args, "--env-workers", "2")
+    assert _rows_bytes(here) == _rows_bytes(workers)
+    import json
+
+    manifest = lambda d: json.loads((d / "manifest.json").read_text())["settings"]  # noqa: E731
+    assert manifest(here) == manifest(workers)  # where envs run is not a setting: either resumes the other
+
+
+def test_env_workers_record_the_same_model_episodes_byte_for_byte(tmp_path):
+    """A model policy (seeded per episode and step) with --batch-invariant: tokens, log-probs and all, whatever batches
+    the ready envs happened to form."""
+    pytest.importorskip("torch")
+    import torch
+
+    torch.set_num_threads(1)
+    from oreo_agents.envs.math.problems import load_problems
+    from oreo_agents.models.loading import build_tiny_model
+
+    texts = [p.question for p in load_problems("embedded", num_problems=50)] + ["#### 4", "3 + 4 = 7"]
+    model = build_tiny_model(texts, tmp_path / "tiny")
+    args = ["--env", "math", "--num-tasks", "4", "--policy", str(model), "--episodes", "6", "--samples-per-task", "2",
+            "--num-envs", "3", "--max-new-tokens", "10", "--max-steps", "3", "--batch-invariant"]
+    here = _collect(tmp_path, "here", *args)
+    workers = _collect(tmp_path, "workers", *args, "--env-workers", "2")
+    assert _rows_bytes(here) == _rows_bytes(workers)
+
+
+def test_eval_with_env_workers_plays_the_same_outcomes():
+    from oreo_agents.agent.evaluate import run_episodes
+    from oreo_agents.envs.workers import EnvSpec
+
+    spec = EnvSpec("toy_env:Toy-v0", {"max_steps": 6})
+    here = run_episodes(spec, make_policy("random", seed=2), episodes=7, num_envs=3)
+    workers = run_episodes(spec, make_policy("random", seed=2), episodes=7, num_envs=3, env_workers=2)
+    assert here == workers and [o.index for o in workers] == list(range(7))
