@@ -263,3 +263,61 @@ def test_eval_with_env_workers_plays_the_same_outcomes():
     here = run_episodes(spec, make_policy("random", seed=2), episodes=7, num_envs=3)
     workers = run_episodes(spec, make_policy("random", seed=2), episodes=7, num_envs=3, env_workers=2)
     assert here == workers and [o.index for o in workers] == list(range(7))
+
+
+class _KillsAWorker:
+    """Acts as ``policy`` and, at its ``at``-th batch, SIGKILLs env worker 0 (an outside crash: the OOM killer, a
+    segfault in a game engine)."""
+
+    def __init__(self, policy, at: int) -> None:
+        self.policy, self.at, self.calls, self.killed, self.name = policy, at, 0, False, policy.name
+
+    def act(self, turns):
+        import multiprocessing
+        import os
+        import signal
+
+        self.calls += 1
+        if self.calls == self.at:
+            [worker] = [p for p in multiprocessing.active_children() if p.name == "oreo-env-worker-0"]
+            os.kill(worker.pid, signal.SIGKILL)
+            self.killed = True
+        return self.policy.act(turns)
+
+
+@pytest.mark.slow
+def test_a_killed_alfworld_worker_is_replayed_into_the_same_episodes(alfworld_games_root, capsys):
+    from oreo_agents.envs.core import task_reset_options
+    from oreo_agents.envs.workers import EnvSpec
+
+    spec = EnvSpec("oreo_agents/ALFWorld-v0", {"games_root": str(alfworld_games_root), "num_tasks": 3, "max_steps": 6,
+                                               "expert": True})
+    jobs = [Job(seed=3 + i, task=i) for i in range(2)]
+
+    def play(policy, workers):
+        records = finished_records(rollouts(spec, policy, jobs, num_envs=2, task_options=task_reset_options,
+                                            env_workers=workers))
+        return sorted((r.to_row() for r in records), key=lambda r: r["episode_id"])
+
+    killer = _KillsAWorker(make_policy("expert"), at=3)
+    replayed = play(killer, 2)
+    assert killer.killed and "env worker 0" in capsys.readouterr().out
+    assert replayed == play(make_policy("expert"), 0)
+
+
+def test_env_worker_options_are_checked_and_are_not_episode_content():
+    from oreo_agents.pipeline.collect import CollectConfig, content_settings
+    from oreo_agents.pipeline.evaluate import EvalConfig
+    from oreo_agents.pipeline.loops import IterateConfig
+    from oreo_agents.pipeline.options import ENV_WORKER_OPTIONS
+
+    with pytest.raises(OreoError, match="^--env-workers must be 0 .* got -1$"):
+        CollectConfig(env_workers=-1)
+    with pytest.raises(OreoError, match="--env-timeout"):
+        EvalConfig(env_timeout=0)
+    with pytest.raises(OreoError, match="--env-restarts"):
+        CollectConfig(env_restarts=-2)
+    settings = content_settings(CollectConfig(env_workers=2, env_timeout=5.0, out="x"))
+    assert not set(ENV_WORKER_OPTIONS) & set(settings)  # a resume may change them
+    assert IterateConfig(env_workers=2).env_worker_kwargs() == {"env_workers": 2, "env_timeout": 300.0,
+                                                                 "env_restarts": 3}
