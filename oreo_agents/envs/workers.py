@@ -9,18 +9,23 @@ waiting for the slowest env::
     >>> pool = EnvPool(EnvSpec("oreo_agents/ALFWorld-v0", {"expert": True}), slots=8, workers=2)  # doctest: +SKIP
     >>> pool.reset(0, seed=3, options={"task": 0})                                               # doctest: +SKIP
     >>> pool.wait()                                   # [(0, (observation, info))]                 # doctest: +SKIP
-    >>> pool.step(0, "go to cabinet 1"); pool.wait()  # [(0, (obs, reward, terminated, truncated, info))]  # doctest: +SKIP
+    >>> pool.step(0, "go to cabinet 1"); pool.wait()  # [(0, (obs, reward, term., trunc., info))]  # doctest: +SKIP
     >>> pool.close()                                                                               # doctest: +SKIP
 
 Why not ``gymnasium.vector.AsyncVectorEnv`` (gymnasium 1.4.0, ``vector/async_vector_env.py``): it steps in lockstep
-(``step_async`` sends to every pipe, ``step_wait`` receives from every pipe in turn), a timeout neither kills nor
+(``step_async`` sends to every pipe, l. 482-505; ``step_wait`` receives from every pipe in turn), a timeout neither kills nor
 restarts the slow worker, a worker's exception leaves the vector env unusable, and its autoreset resets without our
 seed / task options. See ``docs/notes/16-rollouts-at-scale-research.md`` section 4.2.
 
 Processes start with ``forkserver`` (``spawn`` where it is missing): a fresh, torch-free interpreter forks each worker,
 never the main process with its model, tokenizer threads or CUDA context (forking a threaded process can deadlock, and
 a forked child cannot use CUDA). The server preloads the env modules, so a (re)start costs a fork, not the imports.
-Workers set ``OMP_NUM_THREADS=1`` and ignore Ctrl-C (the main process stops them).
+Workers set ``OMP_NUM_THREADS=1`` and ignore Ctrl-C (the main process stops them). From CPython 3.11's
+``multiprocessing``: the server is a new interpreter (``forkserver.py`` ``ensure_running``: ``spawnv_passfds`` of
+``sys.executable -c 'from multiprocessing.forkserver import main; ...'``) that imports the
+``set_forkserver_preload`` modules once (``main``); each child gets the parent's ``sys.path`` and working folder
+(``popen_forkserver.py`` ``_launch`` sends ``spawn.get_preparation_data``) and re-runs the parent's main script as
+``__mp_main__`` (``spawn.py`` ``_fixup_main_from_path``), hence the ``if __name__ == "__main__":`` guard scripts need.
 
 A worker that dies (its process sentinel fires, its pipe closes) or hangs (a command older than ``timeout`` seconds) is
 killed and restarted, at most ``restarts`` times in a row; each episode it hosted is replayed from what the pool
@@ -38,153 +43,21 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
-import signal
 import time
-import traceback
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for
 from typing import Any, Callable, Iterator
 
+from oreo_agents.envs.env_worker import THREAD_LIMITS, EnvSpec, RemoteEnv, RemoteTraceback, serve
 from oreo_agents.errors import OreoError
 
-THREAD_LIMITS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    """A picklable env factory: ``EnvSpec(env_id, kwargs)()`` is :func:`oreo_agents.envs.make(env_id, **kwargs)`."""
-
-    env_id: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self) -> Any:
-        from oreo_agents.envs import make
-
-        return make(self.env_id, **self.kwargs)
-
-    def modules(self) -> list[str]:
-        """The modules that define the env (a worker's server imports them once)."""
-        import gymnasium as gym
-
-        from oreo_agents.envs import register_envs, resolve
-
-        register_envs()
-        found = [self.env_id.split(":", 1)[0]] if ":" in self.env_id else []
-        entry = gym.spec(resolve(self.env_id)).entry_point
-        return found + ([entry.split(":", 1)[0]] if isinstance(entry, str) else [])
-
-
-@dataclass(frozen=True)
-class _Spec:
-    id: str
-
-
-@dataclass
-class RemoteEnv:
-    """What the main process knows of an env a worker hosts: its id (``spec.id``), step limit and task count, i.e. what
-    :func:`~oreo_agents.envs.core.task_list` and the recorder's ``env_id_of`` read. It cannot be stepped itself."""
-
-    env_id: str
-    max_steps: int | None = None
-    tasks: range | None = None  # task indices 0..n-1 when the env lists its tasks
-
-    @property
-    def spec(self) -> _Spec:
-        return _Spec(self.env_id)
-
-    @property
-    def unwrapped(self) -> RemoteEnv:
-        return self
-
-
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker (the cause of the re-raised exception)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
+# --- the main process's side -----------------------------------------------------------------------------------------
 class _Died(Exception):
     """A worker crashed or hung (the reason is the message)."""
 
 
-# --- the worker process ----------------------------------------------------------------------------------------------
-def _describe(env: Any) -> RemoteEnv:
-    from oreo_agents.envs.core import task_list
-
-    base = getattr(env, "unwrapped", env)
-    spec = getattr(base, "spec", None) or getattr(env, "spec", None)  # the recorder's env_id_of rule
-    found = task_list(env)
-    return RemoteEnv(spec.id if spec is not None else type(base).__name__, getattr(base, "max_steps", None),
-                     range(found[1]) if found is not None else None)
-
-
-def _reset(env: Any, seed: int | None, options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    obs, info = env.reset(seed=seed, options=options)
-    return str(obs), info
-
-
-def _step(env: Any, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
-    obs, reward, terminated, truncated, info = env.step(action)
-    return str(obs), float(reward), bool(terminated), bool(truncated), info
-
-
-def _replay(env: Any, seed: int | None, options: dict[str, Any] | None, actions: list[Any]) -> list[Any]:
-    """The observations (and reward, ending flags) of ``reset`` then each action: what a restarted worker checks."""
-    out: list[Any] = [_reset(env, seed, options)[0]]
-    out += [_step(env, a)[:4] for a in actions]
-    return out
-
-
-_COMMANDS: dict[str, Callable[..., Any]] = {"reset": _reset, "step": _step, "replay": _replay}
-
-
-def _error(slot: int | None, exc: BaseException) -> tuple[Any, ...]:
-    text = "".join(traceback.format_exception(exc))
-    try:
-        pickle.dumps(exc)
-    except Exception:
-        exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-    return ("error", slot, exc, text)
-
-
-def serve(conn: Any, make_env: Callable[[], Any], slots: list[int]) -> None:
-    """A worker's loop: build one env per slot, then answer commands one at a time until ``close`` or EOF."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's: it closes the pool
-    for name in THREAD_LIMITS:
-        os.environ[name] = "1"
-    envs: dict[int, Any] = {}
-    try:
-        for slot in slots:
-            envs[slot] = make_env()
-        conn.send(("ready", None, {slot: _describe(env) for slot, env in envs.items()}))
-    except Exception as exc:
-        conn.send(_error(None, exc))
-        return
-    try:
-        while True:
-            try:
-                message = conn.recv()
-            except EOFError:  # the main process is gone
-                return
-            if message[0] == "close":
-                return
-            kind, slot, args = message
-            try:
-                conn.send(("ok", slot, _COMMANDS[kind](envs[slot], *args)))
-            except Exception as exc:
-                conn.send(_error(slot, exc))
-    finally:
-        for env in envs.values():
-            try:
-                env.close()
-            except Exception:
-                pass
-
-
-# --- the main process's side -----------------------------------------------------------------------------------------
 @dataclass
 class _Command:
     slot: int
@@ -427,11 +300,11 @@ class EnvPool:
         _, _, replayed = self._recv(worker, self.timeout * (1 + len(episode.actions)))
         for step, (want, got) in enumerate(zip(episode.observations, replayed)):
             if want != got:
+                what = "a different first observation" if step == 0 else f"a different step {step}"
                 raise OreoError(
                     f"env {self.name}: replaying {self._describe_slot(slot)} (reset seed {episode.reset[0]}) after env "
-                    f"worker {worker.index} restarted gave {'a different first observation' if step == 0 else f'a different step {step}'} "
-                    "than recorded: the env is not a function of its reset seed, options and actions, so the episode "
-                    "cannot be resumed")
+                    f"worker {worker.index} restarted gave {what} than recorded: the env is not a function of its "
+                    "reset seed, options and actions, so the episode cannot be resumed")
 
     def _lost(self, worker: _Worker, exc: BaseException) -> str:
         """Why a worker's pipe broke: its exit code when it died (a moment to reap it), else the error."""
