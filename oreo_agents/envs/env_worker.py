@@ -20,7 +20,11 @@ THREAD_LIMITS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """A picklable env factory: ``EnvSpec(env_id, kwargs)()`` is :func:`oreo_agents.envs.make(env_id, **kwargs)`."""
+    """A picklable env factory: ``EnvSpec(env_id, kwargs)()`` is :func:`oreo_agents.envs.make(env_id, **kwargs)`.
+
+    ``env_id`` must resolve in a fresh process: a family name (``alfworld``), one of our ids, or ``"module:Id-v0"`` for
+    an env registered by importing ``module`` (a bare id registered by an import in this process only is unknown
+    there)."""
 
     env_id: str
     kwargs: dict[str, Any] = field(default_factory=dict)

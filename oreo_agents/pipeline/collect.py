@@ -215,6 +215,7 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
     progress = CollectProgress(console, interactive=is_interactive(), description=f"{'model' if cfg.model_dir else cfg.policy} on {cfg.env}")
     complete = False
     import signal
+    # The env as the user spelled it ("module:Id-v0" imports its module): a worker process resolves it afresh.
 
     def _terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # `kill` (SIGTERM) stops like Ctrl-C: buffered episodes are flushed first
@@ -225,7 +226,7 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
         previous = None
     try:
         summary = collect_episodes(
-            EnvSpec(env_id, kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
+            EnvSpec(cfg.env, kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
             samples_per_task=cfg.samples_per_task, seed=cfg.seed, metadata=metadata, env_id=env_id,
             plan_key=plan_key, task_options=task_reset_options, progress=progress, **cfg.env_worker_kwargs(),
         )

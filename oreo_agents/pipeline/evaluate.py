@@ -102,8 +102,9 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                 if mode in SEARCH_MODES and (value is None or not is_model_policy(policy)):
                     raise OreoError(f"--select {mode} needs a policy checkpoint and a value model (--value <dir>)")
                 for split in splits:
-                    # A picklable factory (env workers build their envs with it); the probe names a bad option by flag.
-                    make_env = EnvSpec(env_id, cfg.env_kwargs(env_id, split=split, expert=policy in NEEDS_EXPERT))
+                    # A picklable factory (env workers build their envs with it, resolving --env as spelled: a
+                    # "module:Id-v0" imports its module there too); the probe names a bad option by flag.
+                    make_env = EnvSpec(cfg.env, cfg.env_kwargs(env_id, split=split, expert=policy in NEEDS_EXPERT))
                     probe = cfg.make(split=split, expert=policy in NEEDS_EXPERT)
                     total = cfg.episodes or episode_count(probe)
                     probe.close()
