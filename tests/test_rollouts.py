@@ -321,3 +321,13 @@ def test_env_worker_options_are_checked_and_are_not_episode_content():
     assert not set(ENV_WORKER_OPTIONS) & set(settings)  # a resume may change them
     assert IterateConfig(env_workers=2).env_worker_kwargs() == {"env_workers": 2, "env_timeout": 300.0,
                                                                  "env_restarts": 3}
+
+
+def test_collect_with_env_workers_on_a_module_env_resumes_across_layouts(tmp_path):
+    """--env module:Id-v0 reaches the workers as spelled (they import the module), and a dataset begun with env
+    workers resumes in process (and back): same rows as one uninterrupted in-process run."""
+    args = ["--env", "toy_env:Toy-v0", "--policy", "noisy-expert", "--num-envs", "3", "--shard-size", "2"]
+    whole = _collect(tmp_path, "whole", *args, "--episodes", "9")
+    _collect(tmp_path, "split", *args, "--episodes", "5", "--env-workers", "2")
+    split = _collect(tmp_path, "split", *args, "--episodes", "9", "--env-workers", "0")
+    assert _rows_bytes(split) == _rows_bytes(whole)
