@@ -3,6 +3,9 @@
     python benchmarks/bench_rollouts.py --games-root DIR                      # expert, 16 episodes, 0 / 1 / 2 workers
     python benchmarks/bench_rollouts.py --games-root DIR --act-seconds 0.5    # + a policy that takes 0.5 s per batch
 
+First a toy-env table (the pool's round-trip cost, and envs that wait rather than compute stepping side by side), then
+the ALFWorld tables.
+
 The expert is the policy (it costs nothing: the envs' own work is what is measured); ``--act-seconds`` wraps it in a
 stand-in for generation on an accelerator (a sleep per batched ``act``, the main process idle like a waiting GPU
 driver), which is where workers pay off: the envs step while the policy "generates". Every layout must record the same
@@ -106,6 +109,40 @@ def env_workers_section(games_root: str, *, episodes: int = 16, num_envs: int = 
     return rows
 
 
+def env_workers_overhead_section(*, step_delays: tuple[float, ...] = (0.0, 0.01), layouts: tuple[int, ...] = (0, 1, 2),
+                                 episodes: int = 300, num_envs: int = 4) -> list[dict[str, Any]]:
+    """The pool's own cost and its overlap, on the toy env (tests/recording/toy_env.py): ``step_delay`` 0 measures the
+    round trip of a step through a worker; a sleeping step (an env waiting on I/O, a server, a simulator) shows envs
+    stepping side by side. Random policy, so the rows must also be the same."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "recording"))
+    import toy_env  # noqa: F401  (registers Toy-v0; workers import it by the "toy_env:" spelling)
+
+    from oreo_agents.envs.workers import EnvSpec
+    from oreo_agents.policies import make_policy
+    from oreo_agents.rollouts import Job, finished_records, rollouts
+
+    rows = []
+    for delay in step_delays:
+        base = None
+        for workers in layouts:
+            spec = EnvSpec("toy_env:Toy-v0", {"step_delay": delay, "max_steps": 12})
+            started = time.perf_counter()
+            jobs = [Job(seed=i) for i in range(episodes)]
+            records = list(finished_records(rollouts(spec, make_policy("random", seed=0), jobs, num_envs=num_envs,
+                                                     env_workers=workers)))
+            seconds = time.perf_counter() - started
+            rows_sorted = sorted((r.to_row() for r in records), key=lambda r: r["episode_id"])
+            digest = hashlib.sha256(repr(rows_sorted).encode()).hexdigest()
+            steps = sum(len(r.steps) for r in records)
+            base = base or (seconds, digest)
+            rows.append({"step_delay": delay, "env_workers": workers, "steps": steps, "seconds": round(seconds, 2),
+                         "steps_per_s": round(steps / seconds), "speedup": round(base[0] / seconds, 2),
+                         "same_rows": digest == base[1]})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--games-root", required=True, help="embedded ALFWorld games root (train split, >= 6 games)")
@@ -123,13 +160,20 @@ def main() -> None:
                                        args.act_seconds[0])))
         return
     print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
+    print("| toy env step_delay s | env workers | steps | seconds | steps/s | speedup | same rows |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    for r in env_workers_overhead_section(layouts=tuple(args.layouts)):
+        print(f"| {r['step_delay']:g} | {r['env_workers']} | {r['steps']} | {r['seconds']} | {r['steps_per_s']} | "
+              f"{r['speedup']}x | {r['same_rows']} |", flush=True)
+    print()
     print("| env workers | act s | episodes | steps | act batches | seconds | steps/s | speedup | same rows |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for act in args.act_seconds:
         for r in env_workers_section(args.games_root, episodes=args.episodes, num_envs=args.num_envs,
                                      max_steps=args.max_steps, layouts=tuple(args.layouts), act_seconds=act):
-            print(f"| {r['env_workers']} | {r['act_s']:g} | {r['episodes']} | {r['steps']} | {r['batches']} | {r['seconds']} | "
-                  f"{r['steps_per_s']} | {r['speedup']}x | {r['same_rows']} ({r['rows_sha256']}) |", flush=True)
+            print(f"| {r['env_workers']} | {r['act_s']:g} | {r['episodes']} | {r['steps']} | {r['batches']} | "
+                  f"{r['seconds']} | {r['steps_per_s']} | {r['speedup']}x | {r['same_rows']} ({r['rows_sha256']}) |",
+                  flush=True)
 
 
 if __name__ == "__main__":
