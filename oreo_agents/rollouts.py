@@ -23,6 +23,12 @@ The rules, all here or in the record functions of :mod:`oreo_agents.recording.re
   ``aborted`` without a step.
 
 Envs are built before the first reset (``min(num_envs, len(jobs))`` of them) and closed when the runner ends.
+
+With ``env_workers=N`` the envs live in N worker processes (:mod:`oreo_agents.envs.workers`) and there is no lockstep:
+each env whose observation is back joins the next batched ``act`` while the workers keep stepping the others, so the
+policy (one backend, in this process) and the envs work at the same time. The events and records are the same (an
+episode is a function of its job and the policy's per-episode seeding), only their interleaving differs; a crashed or
+hung worker is restarted and its episodes replayed without the caller seeing it.
 """
 
 from __future__ import annotations
@@ -106,7 +112,8 @@ class EpisodeFinished:
 
 @dataclass
 class TurnFinished:
-    """Every running env has stepped once (one batched ``act``); ``active`` envs took part."""
+    """One batched ``act`` was applied: in process, every running env stepped once; with env workers, every env whose
+    observation was ready. ``active`` envs took part."""
 
     active: int
 
@@ -116,12 +123,13 @@ Event = Union[EpisodeStarted, StepTaken, EpisodeFinished, TurnFinished]
 
 @dataclass
 class _Slot:
-    env: Any
+    env: Any  # the env, or a worker's RemoteEnv
     env_id: str
     job: Job | None = None
-    episode: EpisodeRecord | None = None
+    episode: EpisodeRecord | None = None  # None while a worker resets the env for ``job``
     observation: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    decision: Decision | None = None  # sent to a worker, its step not back yet
 
 
 def rollouts(
@@ -133,18 +141,32 @@ def rollouts(
     env_id: str | None = None,
     metadata: EpisodeMetadata | None = None,
     task_options: Callable[[Any, Any], dict[str, Any] | None] | None = None,
+    env_workers: int = 0,
+    env_timeout: float = 300.0,
+    env_restarts: int = 3,
 ) -> Iterator[Event]:
     """Play ``jobs`` in order on up to ``num_envs`` envs, yielding events (see the module docstring).
 
     Args:
-        make_env: builds one env; called ``min(num_envs, len(jobs))`` times before the first reset.
+        make_env: builds one env; called ``min(num_envs, len(jobs))`` times before the first reset (in the workers
+            with ``env_workers``: it must then be picklable, e.g. :class:`oreo_agents.envs.workers.EnvSpec`).
         policy: decides for all running envs at once, one ``act`` call per turn.
         env_id: stored on the records and shown to the policy (default: each env's registered id).
         metadata: provenance for records whose job carries none.
         task_options: ``(env, job.task) -> reset options`` (e.g. :func:`oreo_agents.envs.core.task_reset_options`).
+        env_workers: 0 steps the envs here, in turns; N > 0 steps them in N worker processes while the policy
+            generates, see :func:`_rollouts_in_workers`.
+        env_timeout, env_restarts: a worker's command older than ``env_timeout`` seconds is a hang; a crashed or hung
+            worker is restarted (and its episodes replayed) up to ``env_restarts`` times in a row.
     """
     if num_envs < 1:
         raise OreoError(f"--num-envs {num_envs}: need at least one env")
+    if env_workers < 0:
+        raise OreoError(f"--env-workers {env_workers}: must be 0 (envs in this process) or more")
+    if env_workers:
+        yield from _rollouts_in_workers(make_env, policy, deque(jobs), num_envs, env_id, metadata, task_options,
+                                        env_workers, env_timeout, env_restarts)
+        return
     pending = deque(jobs)
     base = metadata or EpisodeMetadata()
     slots: list[_Slot] = []
@@ -159,28 +181,100 @@ def rollouts(
             active = [(i, s) for i, s in enumerate(slots) if s.job is not None]
             if not active:
                 return
-            turns = [Turn(env_id=s.env_id, goal=s.episode.goal, initial_observation=s.episode.initial_observation,
-                          observation=s.observation, info=s.info, history=s.episode.steps) for _, s in active]
-            decisions = policy.act(turns)
-            if len(decisions) != len(turns):
-                raise OreoError(f"policy '{policy.name}' returned {len(decisions)} decisions for {len(turns)} turns")
+            decisions = _act(policy, [_turn(s) for _, s in active])
             for (i, slot), decision in zip(active, decisions):
-                step = _apply(i, slot, decision)
-                if step.termination:
-                    step.episode.termination = step.termination
-                    slot.job, slot.episode = None, None
-                yield step
-                if step.termination:
-                    yield EpisodeFinished(i, step.job, step.episode)
+                step = _policy_ending(i, slot, decision) or _env_step(i, slot, decision, slot.env.step(decision.action))
+                yield from _finish_if_ended(step, slot)
             yield TurnFinished(len(active))
     finally:
         for slot in slots:
             slot.env.close()
 
 
+def _rollouts_in_workers(make_env: Callable[[], Any], policy: Policy, pending: deque[Job], num_envs: int,
+                         env_id: str | None, metadata: EpisodeMetadata | None, task_options: Any, env_workers: int,
+                         env_timeout: float, env_restarts: int) -> Iterator[Event]:
+    """The same episodes and events, with the envs in worker processes and no lockstep.
+
+    Each worker steps the envs it hosts while the policy generates for others; whenever replies come back, every env
+    whose observation is ready joins ONE batched ``act`` (so ``TurnFinished.active`` is that batch's size), and its
+    action goes straight back to its worker. An episode depends on its job alone (seeds and per-episode policy
+    randomness), not on which envs happened to share its batches, so the records equal the in-process runner's.
+    """
+    from oreo_agents.envs.workers import EnvPool
+
+    base = metadata or EpisodeMetadata()
+    n = min(num_envs, len(pending))
+    if n == 0:
+        return
+    pool = EnvPool(make_env, n, env_workers, timeout=env_timeout, restarts=env_restarts)
+    try:
+        slots = [_Slot(env, env_id or env_id_of(env)) for env in pool.envs]
+        for i, slot in enumerate(slots):
+            _send_reset(pool, i, slot, pending.popleft(), task_options)
+        while any(slot.job is not None for slot in slots):
+            ready: list[int] = []
+            for i, result in pool.wait():
+                slot = slots[i]
+                if slot.episode is None:  # a reset came back
+                    assert slot.job is not None
+                    yield _started(i, slot, slot.job, base, *result)
+                    ready.append(i)
+                    continue
+                assert slot.decision is not None
+                step = _env_step(i, slot, slot.decision, result)
+                slot.decision = None
+                yield from _finish_if_ended(step, slot)
+                if step.termination:
+                    if pending:
+                        _send_reset(pool, i, slot, pending.popleft(), task_options)
+                else:
+                    ready.append(i)
+            if not ready:
+                continue
+            decisions = _act(policy, [_turn(slots[i]) for i in ready])
+            for i, decision in zip(ready, decisions):
+                slot = slots[i]
+                step = _policy_ending(i, slot, decision)
+                if step is None:
+                    slot.decision = decision
+                    pool.step(i, decision.action)
+                    continue
+                yield from _finish_if_ended(step, slot)
+                if pending:
+                    _send_reset(pool, i, slot, pending.popleft(), task_options)
+            yield TurnFinished(len(ready))
+    finally:
+        pool.close()
+
+
+def _send_reset(pool: Any, i: int, slot: _Slot, job: Job, task_options: Any) -> None:
+    options = task_options(slot.env, job.task) if task_options is not None else None
+    slot.job, slot.episode = job, None
+    pool.reset(i, job.seed, options, label=job.episode_id or f"seed {job.seed}, task {job.task}")
+
+
+def _turn(slot: _Slot) -> Turn:
+    episode = slot.episode
+    assert episode is not None
+    return Turn(env_id=slot.env_id, goal=episode.goal, initial_observation=episode.initial_observation,
+                observation=slot.observation, info=slot.info, history=episode.steps)
+
+
+def _act(policy: Policy, turns: list[Turn]) -> list[Decision]:
+    decisions = policy.act(turns)
+    if len(decisions) != len(turns):
+        raise OreoError(f"policy '{policy.name}' returned {len(decisions)} decisions for {len(turns)} turns")
+    return decisions
+
+
 def _start(i: int, slot: _Slot, job: Job, base: EpisodeMetadata, task_options: Any) -> EpisodeStarted:
     options = task_options(slot.env, job.task) if task_options is not None else None
     obs, info = slot.env.reset(seed=job.seed, options=options)
+    return _started(i, slot, job, base, obs, info)
+
+
+def _started(i: int, slot: _Slot, job: Job, base: EpisodeMetadata, obs: Any, info: dict[str, Any]) -> EpisodeStarted:
     obs = str(obs)
     episode = start_record(obs, info, env_id=slot.env_id, metadata=job.metadata or base,
                            sample_index=job.sample_index, episode_id=job.episode_id)
@@ -190,7 +284,8 @@ def _start(i: int, slot: _Slot, job: Job, base: EpisodeMetadata, task_options: A
     return EpisodeStarted(i, job, obs, info, episode, slot.env)
 
 
-def _apply(i: int, slot: _Slot, decision: Decision) -> StepTaken:
+def _policy_ending(i: int, slot: _Slot, decision: Decision) -> StepTaken | None:
+    """The step of a decision that never reaches the env (aborted, or no parseable action), else None."""
     episode, job = slot.episode, slot.job
     assert episode is not None and job is not None
     if getattr(decision, "aborted", False):
@@ -199,7 +294,14 @@ def _apply(i: int, slot: _Slot, decision: Decision) -> StepTaken:
     if decision.action is None:
         episode.steps.append(invalid_step_record(decision))
         return StepTaken(i, job, decision, slot.observation, 0.0, True, False, slot.info, episode, TERMINATION_INVALID)
-    obs, reward, terminated, truncated, info = slot.env.step(decision.action)
+    return None
+
+
+def _env_step(i: int, slot: _Slot, decision: Decision, result: tuple[Any, Any, Any, Any, dict[str, Any]]) -> StepTaken:
+    """The step of ``decision`` given what the env's ``step`` returned."""
+    episode, job = slot.episode, slot.job
+    assert episode is not None and job is not None
+    obs, reward, terminated, truncated, info = result
     obs = str(obs)
     episode.steps.append(env_step_record(decision.action, obs, reward, info, decision))
     info = dict(info)
@@ -208,6 +310,16 @@ def _apply(i: int, slot: _Slot, decision: Decision) -> StepTaken:
     ending = termination_of(bool(terminated), bool(truncated), bool(info.get(INFO_WON, False)))
     return StepTaken(i, job, decision, obs, float(reward), bool(terminated), bool(truncated), info, episode,
                      ending or "")
+
+
+def _finish_if_ended(step: StepTaken, slot: _Slot) -> Iterator[Event]:
+    """The step event, then ``EpisodeFinished`` when it ended the episode (the slot is then free)."""
+    if step.termination:
+        step.episode.termination = step.termination
+        slot.job, slot.episode = None, None
+    yield step
+    if step.termination:
+        yield EpisodeFinished(step.slot, step.job, step.episode)
 
 
 def finished_records(events: Iterable[Event]) -> Iterator[EpisodeRecord]:

@@ -191,3 +191,143 @@ def test_a_policy_that_drops_a_decision_is_an_error_and_envs_are_closed():
     assert len(closed) == 2
     with pytest.raises(OreoError, match="at least one env"):
         list(rollouts(make, Drops(), [Job()], num_envs=0))
+
+
+# --- the same episodes whatever the layout: env worker processes (issue #16) ------------------------------------------
+
+
+def _rows_bytes(folder: Path) -> bytes:
+    """The dataset's episode rows sorted by id, as Arrow IPC bytes (values and types; shard order and schema metadata
+    aside). Rows hold no wall-clock field, so equal bytes are equal episodes, log-probs and token ids included."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shards = [pq.read_table(f).replace_schema_metadata(None) for f in sorted((folder / "data").glob("*.parquet"))]
+    table = pa.concat_tables(shards).sort_by("episode_id").combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _collect(tmp_path: Path, name: str, *args: str) -> Path:
+    from click.testing import CliRunner
+
+    from oreo_agents.cli.app import cli
+
+    out = tmp_path / name
+    result = CliRunner().invoke(cli, ["collect", *args, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy, episodes, max_steps", [("expert", 2, 6), ("random", 2, 4), ("noisy-expert", 2, 4)])
+def test_env_workers_record_the_same_alfworld_episodes_byte_for_byte(policy, episodes, max_steps, tmp_path,
+                                                                      alfworld_games_root):
+    args = ["--env", "alfworld", "--games-root", str(alfworld_games_root), "--num-tasks", "3", "--policy", policy,
+            "--episodes", str(episodes), "--max-steps", str(max_steps), "--num-envs", "2", "--seed", "3"]
+    here = _collect(tmp_path, "here", *args)
+    workers = _collect(tmp_path, "workers", *args, "--env-workers", "2")
+    assert _rows_bytes(here) == _rows_bytes(workers)
+    import json
+
+    manifest = lambda d: json.loads((d / "manifest.json").read_text())["settings"]  # noqa: E731
+    assert manifest(here) == manifest(workers)  # where envs run is not a setting: either resumes the other
+
+
+def test_env_workers_record_the_same_model_episodes_byte_for_byte(tmp_path):
+    """A model policy (seeded per episode and step) with --batch-invariant: tokens, log-probs and all, whatever batches
+    the ready envs happened to form."""
+    pytest.importorskip("torch")
+    import torch
+
+    torch.set_num_threads(1)
+    from oreo_agents.envs.math.problems import load_problems
+    from oreo_agents.models.loading import build_tiny_model
+
+    texts = [p.question for p in load_problems("embedded", num_problems=50)] + ["#### 4", "3 + 4 = 7"]
+    model = build_tiny_model(texts, tmp_path / "tiny")
+    args = ["--env", "math", "--num-tasks", "4", "--policy", str(model), "--episodes", "6", "--samples-per-task", "2",
+            "--num-envs", "3", "--max-new-tokens", "10", "--max-steps", "3", "--batch-invariant"]
+    here = _collect(tmp_path, "here", *args)
+    workers = _collect(tmp_path, "workers", *args, "--env-workers", "2")
+    assert _rows_bytes(here) == _rows_bytes(workers)
+
+
+def test_eval_with_env_workers_plays_the_same_outcomes():
+    from oreo_agents.agent.evaluate import run_episodes
+    from oreo_agents.envs.workers import EnvSpec
+
+    spec = EnvSpec("toy_env:Toy-v0", {"max_steps": 6})
+    here = run_episodes(spec, make_policy("random", seed=2), episodes=7, num_envs=3)
+    workers = run_episodes(spec, make_policy("random", seed=2), episodes=7, num_envs=3, env_workers=2)
+    assert here == workers and [o.index for o in workers] == list(range(7))
+
+
+class _KillsAWorker:
+    """Acts as ``policy`` and, at its ``at``-th batch, SIGKILLs env worker 0 (an outside crash: the OOM killer, a
+    segfault in a game engine)."""
+
+    def __init__(self, policy, at: int) -> None:
+        self.policy, self.at, self.calls, self.killed, self.name = policy, at, 0, False, policy.name
+
+    def act(self, turns):
+        import multiprocessing
+        import os
+        import signal
+
+        self.calls += 1
+        if self.calls == self.at:
+            [worker] = [p for p in multiprocessing.active_children() if p.name == "oreo-env-worker-0"]
+            os.kill(worker.pid, signal.SIGKILL)
+            self.killed = True
+        return self.policy.act(turns)
+
+
+@pytest.mark.slow
+def test_a_killed_alfworld_worker_is_replayed_into_the_same_episodes(alfworld_games_root, capsys):
+    from oreo_agents.envs.core import task_reset_options
+    from oreo_agents.envs.workers import EnvSpec
+
+    spec = EnvSpec("oreo_agents/ALFWorld-v0", {"games_root": str(alfworld_games_root), "num_tasks": 3, "max_steps": 6,
+                                               "expert": True})
+    jobs = [Job(seed=3 + i, task=i) for i in range(2)]
+
+    def play(policy, workers):
+        records = finished_records(rollouts(spec, policy, jobs, num_envs=2, task_options=task_reset_options,
+                                            env_workers=workers))
+        return sorted((r.to_row() for r in records), key=lambda r: r["episode_id"])
+
+    killer = _KillsAWorker(make_policy("expert"), at=3)
+    replayed = play(killer, 2)
+    assert killer.killed and "env worker 0" in capsys.readouterr().out
+    assert replayed == play(make_policy("expert"), 0)
+
+
+def test_env_worker_options_are_checked_and_are_not_episode_content():
+    from oreo_agents.pipeline.collect import CollectConfig, content_settings
+    from oreo_agents.pipeline.evaluate import EvalConfig
+    from oreo_agents.pipeline.loops import IterateConfig
+    from oreo_agents.pipeline.options import ENV_WORKER_OPTIONS
+
+    with pytest.raises(OreoError, match="^--env-workers must be 0 .* got -1$"):
+        CollectConfig(env_workers=-1)
+    with pytest.raises(OreoError, match="--env-timeout"):
+        EvalConfig(env_timeout=0)
+    with pytest.raises(OreoError, match="--env-restarts"):
+        CollectConfig(env_restarts=-2)
+    settings = content_settings(CollectConfig(env_workers=2, env_timeout=5.0, out="x"))
+    assert not set(ENV_WORKER_OPTIONS) & set(settings)  # a resume may change them
+    assert IterateConfig(env_workers=2).env_worker_kwargs() == {"env_workers": 2, "env_timeout": 300.0,
+                                                                 "env_restarts": 3}
+
+
+def test_collect_with_env_workers_on_a_module_env_resumes_across_layouts(tmp_path):
+    """--env module:Id-v0 reaches the workers as spelled (they import the module), and a dataset begun with env
+    workers resumes in process (and back): same rows as one uninterrupted in-process run."""
+    args = ["--env", "toy_env:Toy-v0", "--policy", "noisy-expert", "--num-envs", "3", "--shard-size", "2"]
+    whole = _collect(tmp_path, "whole", *args, "--episodes", "9")
+    _collect(tmp_path, "split", *args, "--episodes", "5", "--env-workers", "2")
+    split = _collect(tmp_path, "split", *args, "--episodes", "9", "--env-workers", "0")
+    assert _rows_bytes(split) == _rows_bytes(whole)

@@ -39,13 +39,16 @@ def episode_count(env: Any) -> int:
 def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int | None = None, num_envs: int = 4,
                  seed: int = 0, on_outcome: Callable[[Outcome], None] | None = None,
                  on_record: Callable[[EpisodeRecord], None] | None = None,
-                 metadata: EpisodeMetadata | None = None) -> list[Outcome]:
+                 metadata: EpisodeMetadata | None = None, env_workers: int = 0, env_timeout: float = 300.0,
+                 env_restarts: int = 3) -> list[Outcome]:
     """Play episodes 0..episodes-1 (default: every task once) with ``num_envs`` envs batched per decision.
 
     Episode ``i`` resets with ``seed + i`` on task ``i`` (cycling when there are more episodes than tasks). The
     rollout runner (:mod:`oreo_agents.rollouts`) ends episodes exactly as collection does (an unparseable reply ends
     it with reward 0, an aborted decision stops it) and each finished record becomes an :class:`Outcome`.
     ``on_record`` receives the records themselves (e.g. to save them for the value lens), stamped with ``metadata``.
+    With ``env_workers`` the envs are stepped in worker processes (``make_env`` must be picklable, e.g. an
+    :class:`~oreo_agents.envs.workers.EnvSpec`; the probe that counts the tasks is built here and closed).
     """
     if num_envs < 1:
         raise OreoError(f"--num-envs {num_envs}: need at least one env")
@@ -62,8 +65,9 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
 
     outcomes: list[Outcome] = []
     try:
-        with closing(rollouts(next_env, policy, jobs, num_envs=num_envs,
-                              metadata=metadata, task_options=task_reset_options)) as events:
+        with closing(rollouts(make_env if env_workers else next_env, policy, jobs, num_envs=num_envs,
+                              metadata=metadata, task_options=task_reset_options, env_workers=env_workers,
+                              env_timeout=env_timeout, env_restarts=env_restarts)) as events:
             for event in events:
                 if not isinstance(event, EpisodeFinished):
                     continue

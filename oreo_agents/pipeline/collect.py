@@ -24,8 +24,10 @@ from oreo_agents.console import console, escape, is_interactive
 from oreo_agents.envs.core import task_reset_options
 from oreo_agents.errors import OreoError
 from oreo_agents.pipeline.options import (
+    ENV_WORKER_OPTIONS,
     AgentOptions,
     EnvOptions,
+    EnvWorkerOptions,
     SamplingOptions,
     SelectChoice,
     is_model_policy,
@@ -37,10 +39,10 @@ from oreo_agents.turns import Policy
 
 
 @dataclass
-class CollectConfig(SamplingOptions, AgentOptions, EnvOptions):
+class CollectConfig(EnvWorkerOptions, SamplingOptions, AgentOptions, EnvOptions):
     """Settings of one collection (the YAML keys of ``--config`` and the flags are these field names).
 
-    The env, agent and sampling options come from :mod:`oreo_agents.pipeline.options`."""
+    The env, agent, sampling and env worker options come from :mod:`oreo_agents.pipeline.options`."""
 
     # Collection records training data: a model policy samples unless told otherwise.
     select: SelectChoice = field(default="sample", metadata={"help": AgentOptions.__dataclass_fields__["select"].metadata["help"]})
@@ -73,6 +75,7 @@ class CollectConfig(SamplingOptions, AgentOptions, EnvOptions):
         elif self.model:
             raise OreoError(f"--model {self.model}: give the model folder as --policy {self.model}")
         self.check_agent()
+        self.check_env_workers()
 
     @property
     def model_dir(self) -> str | None:
@@ -81,7 +84,7 @@ class CollectConfig(SamplingOptions, AgentOptions, EnvOptions):
 
 
 # Settings that do not change what an episode contains, so a resume may change them.
-_NOT_CONTENT = {"episodes", "num_envs", "out", "resume", "shard_size", "device"}
+_NOT_CONTENT = {"episodes", "num_envs", "out", "resume", "shard_size", "device", *ENV_WORKER_OPTIONS}
 
 
 # Settings that name files or folders: stored resolved, compared resolved (./x/ and /abs/x are the same folder).
@@ -191,6 +194,7 @@ def fingerprint_settings(cfg: CollectConfig, settings: dict[str, Any], make_env:
 
 def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str, Any]) -> Any:
     import oreo_agents
+    from oreo_agents.envs.workers import EnvSpec
     from oreo_agents.recording.collect import CollectProgress
     from oreo_agents.recording.schema import EpisodeMetadata
 
@@ -214,6 +218,7 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
     progress = CollectProgress(console, interactive=is_interactive(), description=f"{'model' if cfg.model_dir else cfg.policy} on {cfg.env}")
     complete = False
     import signal
+    # The env as the user spelled it ("module:Id-v0" imports its module): a worker process resolves it afresh.
 
     def _terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # `kill` (SIGTERM) stops like Ctrl-C: buffered episodes are flushed first
@@ -224,9 +229,9 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
         previous = None
     try:
         summary = collect_episodes(
-            lambda: make_env(env_id, kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
+            EnvSpec(cfg.env, kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
             samples_per_task=cfg.samples_per_task, seed=cfg.seed, metadata=metadata, env_id=env_id,
-            plan_key=plan_key, task_options=task_reset_options, progress=progress,
+            plan_key=plan_key, task_options=task_reset_options, progress=progress, **cfg.env_worker_kwargs(),
         )
         complete = True
     finally:
@@ -297,6 +302,9 @@ def collect_episodes(
     task_options: Callable[[Any, int], dict[str, Any] | None] | None = None,
     progress: Any = None,
     share: tuple[int, int] | None = None,
+    env_workers: int = 0,
+    env_timeout: float = 300.0,
+    env_restarts: int = 3,
 ) -> CollectSummary:
     """Play the planned episodes not yet in ``writer`` and add each finished one to it.
 
@@ -312,6 +320,9 @@ def collect_episodes(
         share: ``(i, n)``: play only the planned episodes whose plan index is ``i`` mod ``n`` — one of ``n``
             cooperating collectors writing into one folder, each with a ``ShardWriter(..., share=f"{i}-of-{n}")``.
             Episodes are the same as in an unshared run (their content depends on the settings and their id only).
+        env_workers, env_timeout, env_restarts: step the envs in worker processes (``make_env`` must then be
+            picklable, e.g. an :class:`~oreo_agents.envs.workers.EnvSpec`); same episodes, see
+            :func:`oreo_agents.rollouts.rollouts`.
     """
     from oreo_agents.rollouts import EpisodeFinished, Job, TurnFinished, rollouts  # gymnasium: loaded when episodes run, not for --help
 
@@ -337,7 +348,8 @@ def collect_episodes(
     started = time.perf_counter()
     try:
         with closing(rollouts(make_env, policy, jobs, num_envs=num_envs, env_id=env_id, metadata=base,
-                              task_options=task_options)) as events:
+                              task_options=task_options, env_workers=env_workers, env_timeout=env_timeout,
+                              env_restarts=env_restarts)) as events:
             for event in events:
                 if isinstance(event, EpisodeFinished):
                     writer.add(event.record)

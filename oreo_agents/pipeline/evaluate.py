@@ -20,6 +20,7 @@ from oreo_agents.errors import OreoError
 from oreo_agents.pipeline.options import (
     AgentOptions,
     EnvOptions,
+    EnvWorkerOptions,
     SamplingOptions,
     is_model_policy,
     policy_label,
@@ -30,7 +31,7 @@ SEARCH_MODES = ("beam", "best-of-n")
 
 
 @dataclass
-class EvalConfig(SamplingOptions, AgentOptions, EnvOptions):
+class EvalConfig(EnvWorkerOptions, SamplingOptions, AgentOptions, EnvOptions):
     """Settings of ``eval`` (YAML keys of ``--config`` and flags are these field names).
 
     The env, agent and sampling options come from :mod:`oreo_agents.pipeline.options`; eval takes several policies,
@@ -55,6 +56,7 @@ class EvalConfig(SamplingOptions, AgentOptions, EnvOptions):
             raise OreoError(f"--ci {self.ci}: choose wilson or bootstrap")
         if self.value and len(self.value) not in (1, len(self.policy)):
             raise OreoError(f"--value given {len(self.value)} times: give it once, or once per --policy ({len(self.policy)})")
+        self.check_env_workers()
 
 
 _label = policy_label
@@ -74,6 +76,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
         write_reports,
     )
     from oreo_agents.agent.selection import SELECT_MODES
+    from oreo_agents.envs.workers import EnvSpec
     from oreo_agents.policies import NEEDS_EXPERT
 
     env_id = resolve_env_id(cfg.env)
@@ -99,10 +102,10 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                 if mode in SEARCH_MODES and (value is None or not is_model_policy(policy)):
                     raise OreoError(f"--select {mode} needs a policy checkpoint and a value model (--value <dir>)")
                 for split in splits:
-                    def make_env(split: str = split) -> Any:
-                        return cfg.make(split=split, expert=policy in NEEDS_EXPERT)
-
-                    probe = make_env()
+                    # A picklable factory (env workers build their envs with it, resolving --env as spelled: a
+                    # "module:Id-v0" imports its module there too); the probe names a bad option by flag.
+                    make_env = EnvSpec(cfg.env, cfg.env_kwargs(env_id, split=split, expert=policy in NEEDS_EXPERT))
+                    probe = cfg.make(split=split, expert=policy in NEEDS_EXPERT)
                     total = cfg.episodes or episode_count(probe)
                     probe.close()
                     name = f"{_label(policy)} [{mode}] {split}"
@@ -112,7 +115,8 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                         else:
                             outcomes = run_episodes(make_env, agent, episodes=total, num_envs=cfg.num_envs,
                                                     seed=cfg.seed, on_outcome=bar.advance, on_record=writer.add,
-                                                    metadata=episode_metadata(agent, policy, cfg))
+                                                    metadata=episode_metadata(agent, policy, cfg),
+                                                    **cfg.env_worker_kwargs())
                     for o in outcomes:
                         outcome_file.write(json.dumps({"agent": _label(policy), "select": mode, **o.__dict__}) + "\n")
                     rows += summarize(outcomes, label=_label(policy), select=mode, ci=cfg.ci)

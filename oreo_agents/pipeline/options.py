@@ -174,6 +174,35 @@ class SamplingOptions:
         "build: of host RAM). A value model runs in the rest: lower it if that does not fit."))
 
 
+@dataclass
+class EnvWorkerOptions:
+    """Where envs are stepped: in this process, or in worker processes beside generation. Not episode content: the
+    same settings give the same episodes whatever these are (so a resume may change them)."""
+
+    env_workers: int = field(default=0, metadata=_help(
+        "Env worker processes stepping envs beside generation (0: in the main process)."))
+    env_timeout: float = field(default=300.0, metadata=_help(
+        "Seconds an env worker may take for one reset / step before it counts as hung: killed, restarted, its episodes replayed."))
+    env_restarts: int = field(default=3, metadata=_help(
+        "Restarts of a crashed or hung env worker in a row (no answered command between) before the run stops."))
+
+    def check_env_workers(self) -> None:
+        """Commands that take env workers call this from their own ``__post_init__``."""
+        if not isinstance(self.env_workers, int) or self.env_workers < 0:
+            raise OreoError(f"--env-workers must be 0 (envs in the main process) or a positive integer, got {self.env_workers!r}")
+        if not self.env_timeout > 0:
+            raise OreoError(f"--env-timeout must be a positive number of seconds, got {self.env_timeout!r}")
+        if not isinstance(self.env_restarts, int) or self.env_restarts < 0:
+            raise OreoError(f"--env-restarts must be a non-negative integer, got {self.env_restarts!r}")
+
+    def env_worker_kwargs(self) -> dict[str, Any]:
+        """The keywords of ``rollouts`` / ``collect_episodes`` / ``run_episodes`` these options set."""
+        return {"env_workers": self.env_workers, "env_timeout": self.env_timeout, "env_restarts": self.env_restarts}
+
+
+ENV_WORKER_OPTIONS = ("env_workers", "env_timeout", "env_restarts")
+
+
 def is_model_policy(policy: str) -> bool:
     return policy not in SCRIPTED_POLICIES
 

@@ -16,10 +16,11 @@ from typing import Any, Callable
 
 from oreo_agents.console import console, escape
 from oreo_agents.learning.config import MixedPrecision
+from oreo_agents.pipeline.options import ENV_WORKER_OPTIONS, EnvWorkerOptions
 
 
 @dataclass
-class LoopConfig:
+class LoopConfig(EnvWorkerOptions):
     """Options shared by ``quickstart``, ``iterate`` and ``compare`` (YAML keys = flags = field names)."""
 
     env: str = field(default="alfworld", metadata={"help": "Env family: alfworld or math (webshop works too)."})
@@ -98,6 +99,7 @@ def collect_stage(cfg: LoopConfig, out: Path, *, policy: str, samples: int = 1) 
         num_tasks=cfg.train_tasks,
         policy=policy, temperature=cfg.temperature, samples_per_task=samples,
         episodes=cfg.train_tasks * samples, num_envs=cfg.num_envs if is_model_policy(policy) else 1, seed=cfg.seed, out=str(out),
+        **cfg.env_worker_kwargs(),
     )
     summary = run_collect(collect_cfg)
     return {"dataset": str(out), "episodes": summary.recorded + summary.skipped, "success_rate": summary.success_rate}
@@ -154,10 +156,12 @@ def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_game
                 env=cfg.env, policy=[agent.policy], value=[agent.value] if agent.value else [], select=[agent.select],
                 k=agent.k, split=splits, games_root=cfg.games_root, task_types=list(cfg.task_types), num_tasks=tasks,
                 max_steps=cfg.max_steps, num_envs=cfg.num_envs, seed=cfg.seed, temperature=cfg.temperature,
-                out=str(out / agent.folder / where),
+                out=str(out / agent.folder / where), **cfg.env_worker_kwargs(),
             )
             # One marker per (agent, where): a killed evaluation of many agents resumes at the agent it was playing.
-            marker, settings = out / agent.folder / where / "rows.done.json", json.loads(json.dumps(eval_cfg.__dict__))
+            # Where the envs ran is not part of the settings (same episodes either way).
+            marker = out / agent.folder / where / "rows.done.json"
+            settings = json.loads(json.dumps({k: v for k, v in eval_cfg.__dict__.items() if k not in ENV_WORKER_OPTIONS}))
             done = json.loads(marker.read_text()) if marker.is_file() else None
             if done is not None and done.get("settings") == settings:
                 console.print(f"[dim]✓ {escape(agent.name)} on {escape(where)} (done before: {escape(str(marker))})[/]", soft_wrap=True)
