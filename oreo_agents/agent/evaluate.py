@@ -39,13 +39,16 @@ def episode_count(env: Any) -> int:
 def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int | None = None, num_envs: int = 4,
                  seed: int = 0, on_outcome: Callable[[Outcome], None] | None = None,
                  on_record: Callable[[EpisodeRecord], None] | None = None,
-                 metadata: EpisodeMetadata | None = None) -> list[Outcome]:
+                 metadata: EpisodeMetadata | None = None,
+                 share: tuple[int, int] | None = None) -> list[Outcome]:
     """Play episodes 0..episodes-1 (default: every task once) with ``num_envs`` envs batched per decision.
 
     Episode ``i`` resets with ``seed + i`` on task ``i`` (cycling when there are more episodes than tasks). The
     rollout runner (:mod:`oreo_agents.rollouts`) ends episodes exactly as collection does (an unparseable reply ends
     it with reward 0, an aborted decision stops it) and each finished record becomes an :class:`Outcome`.
     ``on_record`` receives the records themselves (e.g. to save them for the value lens), stamped with ``metadata``.
+    ``share=(k, n)`` plays only the episodes ``i`` with ``i % n == k`` (one of ``n`` cooperating players, e.g. Ray
+    actors); each is the same episode as in an unshared run.
     """
     if num_envs < 1:
         raise OreoError(f"--num-envs {num_envs}: need at least one env")
@@ -53,7 +56,7 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
     tasks = episode_count(first) if episodes is None or task_list(first) is not None else None
     total = tasks if episodes is None else episodes
     jobs = [Job(seed=seed + i, task=i % tasks if tasks else i, sample_index=i // tasks if tasks else 0, tag=i)
-            for i in range(total)]
+            for i in range(total) if share is None or i % share[1] == share[0]]
     handed: list[Any] = []
 
     def next_env() -> Any:  # the probe plays too: it is the first env the runner asks for

@@ -20,6 +20,7 @@ from oreo_agents.errors import OreoError
 from oreo_agents.pipeline.options import (
     AgentOptions,
     EnvOptions,
+    RayOptions,
     SamplingOptions,
     is_model_policy,
     policy_label,
@@ -30,7 +31,7 @@ SEARCH_MODES = ("beam", "best-of-n")
 
 
 @dataclass
-class EvalConfig(SamplingOptions, AgentOptions, EnvOptions):
+class EvalConfig(RayOptions, SamplingOptions, AgentOptions, EnvOptions):
     """Settings of ``eval`` (YAML keys of ``--config`` and flags are these field names).
 
     The env, agent and sampling options come from :mod:`oreo_agents.pipeline.options`; eval takes several policies,
@@ -55,6 +56,7 @@ class EvalConfig(SamplingOptions, AgentOptions, EnvOptions):
             raise OreoError(f"--ci {self.ci}: choose wilson or bootstrap")
         if self.value and len(self.value) not in (1, len(self.policy)):
             raise OreoError(f"--value given {len(self.value)} times: give it once, or once per --policy ({len(self.policy)})")
+        self.check_ray_options()
 
 
 _label = policy_label
@@ -87,6 +89,15 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
     quiet_third_party_progress()
     rows, started = [], time.perf_counter()
     played: dict[str, list[str]] = {}  # policy -> the episode folders it played (for the value lens)
+    pool = None
+    if cfg.ray_address is not None:  # the episodes are played by Ray actors; the report is written here, as below
+        from oreo_agents.pipeline.ray_runner import EvalPool, check_ray
+
+        check_ray(cfg)
+        if set(cfg.select) & set(SEARCH_MODES):
+            raise OreoError(f"--select {'/'.join(sorted(set(cfg.select) & set(SEARCH_MODES)))} runs one search per "
+                            "problem in this process: evaluate it without --ray-address")
+        pool = EvalPool(cfg)
     outcome_file = (out / "outcomes.jsonl").open("w")
     try:
         for i, policy in enumerate(cfg.policy):
@@ -95,7 +106,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                 folder = out / "episodes" / f"{_label(policy).replace('/', '-')}-{mode}"
                 writer = episode_writer(folder, cfg, policy, mode, value)
                 played.setdefault(policy, []).append(str(folder))
-                agent = cfg.build(cfg.seed, policy=policy, value=value, select="greedy" if mode in SEARCH_MODES else mode)
+                agent = None if pool else cfg.build(cfg.seed, policy=policy, value=value, select="greedy" if mode in SEARCH_MODES else mode)
                 if mode in SEARCH_MODES and (value is None or not is_model_policy(policy)):
                     raise OreoError(f"--select {mode} needs a policy checkpoint and a value model (--value <dir>)")
                 for split in splits:
@@ -107,7 +118,9 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                     probe.close()
                     name = f"{_label(policy)} [{mode}] {split}"
                     with _Progress(name, total) as bar:
-                        if mode in SEARCH_MODES:
+                        if pool is not None:
+                            outcomes = pool.play(policy, value, mode, split, total, bar.advance, writer.add)
+                        elif mode in SEARCH_MODES:
                             outcomes = _search(make_env, agent, mode, cfg, total, bar.advance)
                         else:
                             outcomes = run_episodes(make_env, agent, episodes=total, num_envs=cfg.num_envs,
@@ -119,6 +132,8 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                 writer.close(complete=True)
     finally:
         outcome_file.close()
+        if pool is not None:
+            pool.close()
     if not report:
         return rows
     metric = "accuracy" if is_math else "success rate"
