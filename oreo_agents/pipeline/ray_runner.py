@@ -198,6 +198,10 @@ class _Pool:
 
 
 # --- collect ------------------------------------------------------------------------------------------------------
+class StoppedByDriver(Exception):
+    """Raised in an actor between two turns after the driver asked it to stop (Ctrl-C / SIGTERM on the driver)."""
+
+
 class CollectWorker:
     """A Ray actor that plays one share of a collection into the dataset folder, exactly as one process would."""
 
@@ -214,6 +218,7 @@ class CollectWorker:
         from oreo_agents.recording.fingerprints import FINGERPRINT_KEYS
         from oreo_agents.recording.writer import ShardWriter
 
+        cfg.env_id  # resolving --env imports a 'module:Id-v0' env's module here too, registering its id
         # resume=True: the driver refused --no-resume on a folder with episodes; here others' shards may already be in.
         writer = ShardWriter(cfg.out, settings, resume=True, shard_size=cfg.shard_size, share=f"{share[0]}-of-{share[1]}",
                              path_keys=PATH_SETTINGS, unverified_keys=FINGERPRINT_KEYS)
@@ -234,7 +239,7 @@ class CollectWorker:
     def update(self, summary: Any) -> None:
         self._state.update(recorded=summary.recorded, successes=summary.successes, steps=summary.steps)
         if self._stop:
-            raise KeyboardInterrupt  # between turns: the episodes finished so far are flushed by run()
+            raise StoppedByDriver("stopped by the Ray driver")  # between turns; run() flushes what finished
 
     def progress(self) -> dict[str, Any]:
         return dict(self._state)
