@@ -117,6 +117,11 @@ def gpus_per_worker(cfg: Any, ray: Any, *, needs_model: bool) -> float:
     want = cfg.gpus_per_worker if cfg.gpus_per_worker is not None else (1.0 if needs_model and have >= 1 else 0.0)
     if want > have:
         raise OreoError(f"--gpus-per-worker {want:g}: the Ray cluster has {have:g} GPUs")
+    if needs_model and want == 0 and have >= 1 and getattr(cfg, "device", None) != "cpu":
+        # Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone for an actor with no GPU (_private/utils.py:284-293), so every
+        # such actor would see every GPU and put its model on cuda:0 by default.
+        console.print("[yellow]warning:[/] --gpus-per-worker 0 on a cluster with GPUs: every actor sees all GPUs and "
+                      "a model goes to cuda:0; give --device cpu, or --gpus-per-worker > 0", soft_wrap=True)
     return want
 
 
