@@ -170,7 +170,7 @@ def run_collect(cfg: CollectConfig) -> Any:
         if cfg.ray_address is not None:
             from oreo_agents.pipeline.ray_runner import collect_on_ray
 
-            return collect_on_ray(cfg, writer, env_id, kwargs)
+            return collect_on_ray(cfg, writer, env_id, kwargs, play_share=collect_share, report=print_summary)
         return _collect_into(cfg, writer, env_id, kwargs)
     except BaseException:
         writer.close()  # releases the lock; flushes nothing new (a failure before collecting leaves no episode)
@@ -228,6 +228,28 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
         writer.close(complete=complete)
     print_summary(cfg, summary, writer.num_episodes)
     return summary
+
+
+def collect_share(cfg: CollectConfig, settings: dict[str, Any], env_id: str, kwargs: dict[str, Any],
+                  share: tuple[int, int], *, progress: Any = None) -> CollectSummary:
+    """Share ``(i, n)`` of a collection into ``cfg.out`` (whose manifest holds ``settings``), as one of ``n``
+    cooperating collectors plays it (a Ray actor, :mod:`oreo_agents.pipeline.ray_runner`)."""
+    from oreo_agents.recording.fingerprints import FINGERPRINT_KEYS
+    from oreo_agents.recording.writer import ShardWriter
+
+    cfg.env_id  # resolving --env imports a 'module:Id-v0' env's module in this process too, registering its id
+    # resume=True: the driver refused --no-resume on a folder with episodes; other shares' shards may be in already.
+    writer = ShardWriter(cfg.out, settings, resume=True, shard_size=cfg.shard_size, share=f"{share[0]}-of-{share[1]}",
+                         path_keys=PATH_SETTINGS, unverified_keys=FINGERPRINT_KEYS)
+    try:
+        policy, metadata, plan_key = collect_setup(cfg, writer.settings, env_id, kwargs)
+        return collect_episodes(
+            lambda: make_env(env_id, kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
+            samples_per_task=cfg.samples_per_task, seed=cfg.seed, metadata=metadata, env_id=env_id,
+            plan_key=plan_key, task_options=task_reset_options, progress=progress, share=share,
+        )
+    finally:
+        writer.close()  # flushes the finished episodes it holds, also when stopped
 
 
 def collect_setup(cfg: CollectConfig, settings: dict[str, Any], env_id: str,

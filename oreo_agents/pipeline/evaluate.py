@@ -97,7 +97,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
         if set(cfg.select) & set(SEARCH_MODES):
             raise OreoError(f"--select {'/'.join(sorted(set(cfg.select) & set(SEARCH_MODES)))} runs one search per "
                             "problem in this process: evaluate it without --ray-address")
-        pool = EvalPool(cfg)
+        pool = EvalPool(cfg, play_share)
     outcome_file = (out / "outcomes.jsonl").open("w")
     try:
         for i, policy in enumerate(cfg.policy):
@@ -153,6 +153,22 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
         where = out / ("value" if len(with_value) == 1 else f"value-{_label(policy).replace('/', '-')}")
         value_section(value, played[policy], where, title=f"{_label(policy)} episodes, value {value}")
     return rows
+
+
+def play_share(cfg: EvalConfig, agent: Any, policy: str, split: str, total: int,
+               share: tuple[int, int]) -> tuple[list[Any], list[tuple[int, dict[str, Any]]]]:
+    """Episodes ``i % n == k`` of ``0..total-1`` on ``split`` for ``share=(k, n)`` (one Ray actor's part): the outcomes
+    and ``(index, record row)`` pairs, which the driver merges into the report one process writes."""
+    from oreo_agents.agent.evaluate import quiet_third_party_progress, run_episodes
+    from oreo_agents.policies import NEEDS_EXPERT
+
+    quiet_third_party_progress()
+    records, indices = [], []
+    outcomes = run_episodes(lambda: cfg.make(split=split, expert=policy in NEEDS_EXPERT), agent, episodes=total,
+                            num_envs=cfg.num_envs, seed=cfg.seed, on_record=records.append,
+                            on_outcome=lambda o: indices.append(o.index),  # called right after its record
+                            metadata=episode_metadata(agent, policy, cfg), share=share)
+    return outcomes, [(i, r.to_row()) for i, r in zip(indices, records)]
 
 
 def value_section(value: str, episode_dirs: list[str], out: Path, *, title: str) -> dict[str, Any] | None:

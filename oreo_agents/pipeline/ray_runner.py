@@ -215,27 +215,9 @@ class CollectWorker:
         self._stop = False
         self._state: dict[str, Any] = {}
 
-    def run(self, cfg: Any, settings: dict[str, Any], env_id: str, kwargs: dict[str, Any],
-            share: tuple[int, int]) -> Any:
-        from oreo_agents.pipeline.collect import PATH_SETTINGS, collect_episodes, collect_setup
-        from oreo_agents.pipeline.options import make_env
-        from oreo_agents.envs.core import task_reset_options
-        from oreo_agents.recording.fingerprints import FINGERPRINT_KEYS
-        from oreo_agents.recording.writer import ShardWriter
-
-        cfg.env_id  # resolving --env imports a 'module:Id-v0' env's module here too, registering its id
-        # resume=True: the driver refused --no-resume on a folder with episodes; here others' shards may already be in.
-        writer = ShardWriter(cfg.out, settings, resume=True, shard_size=cfg.shard_size, share=f"{share[0]}-of-{share[1]}",
-                             path_keys=PATH_SETTINGS, unverified_keys=FINGERPRINT_KEYS)
-        try:
-            policy, metadata, plan_key = collect_setup(cfg, writer.settings, env_id, kwargs)
-            return collect_episodes(
-                lambda: make_env(env_id, kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
-                samples_per_task=cfg.samples_per_task, seed=cfg.seed, metadata=metadata, env_id=env_id,
-                plan_key=plan_key, task_options=task_reset_options, progress=self, share=share,
-            )
-        finally:
-            writer.close()  # flushes the finished episodes it holds, also when stopped
+    def run(self, play_share: Callable[..., Any], *args: Any) -> Any:
+        """``play_share(*args, progress=self)``: pipeline.collect.collect_share, passed in by the driver (by name)."""
+        return play_share(*args, progress=self)
 
     # The progress protocol of collect_episodes (start / update), read by the driver through progress().
     def start(self, total: int, done: int) -> None:
@@ -298,14 +280,15 @@ class _CollectProgress:
         self.bar.update(summary)
 
 
-def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any]) -> Any:
-    """Play ``cfg``'s plan on ``cfg.workers`` Ray actors into ``writer.out`` (``writer``: the driver's share writer
-    that ``run_collect`` opened; closed here) and print one summary."""
+def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any], *,
+                   play_share: Callable[..., Any], report: Callable[[Any, Any, int], None]) -> Any:
+    """Play ``cfg``'s plan on ``cfg.workers`` Ray actors into ``writer.out`` and ``report(cfg, summary, total)`` once.
+
+    ``writer``: the driver's share writer that ``run_collect`` opened (closed here); ``play_share(cfg, settings, env_id,
+    kwargs, (i, n), progress=...)`` plays one share in an actor (``pipeline.collect.collect_share``)."""
     import signal
 
-    from oreo_agents.pipeline.collect import PATH_SETTINGS, print_summary
     from oreo_agents.recording.collect import CollectProgress
-    from oreo_agents.recording.fingerprints import FINGERPRINT_KEYS
     from oreo_agents.recording.writer import ShardWriter
 
     settings, n = writer.settings, cfg.workers
@@ -322,7 +305,6 @@ def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any]) -
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread
         previous = None
-    pool = None
     try:
         with _Cluster(cfg, cpus_per_worker=cpus) as ray:
             pool = _Pool(ray, CollectWorker, cfg, num_cpus=cpus,
@@ -331,7 +313,7 @@ def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any]) -
             runs: dict[int, Any] = {}
 
             def submit(actor: Any, i: int) -> Any:
-                runs[i] = actor.run.remote(cfg, settings, env_id, kwargs, (i, n))
+                runs[i] = actor.run.remote(play_share, cfg, settings, env_id, kwargs, (i, n))
                 return runs[i]
 
             try:
@@ -343,12 +325,12 @@ def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any]) -
             signal.signal(signal.SIGTERM, previous)
         bar.stop()
         writer.close()  # the driver's share lock; the manifest's status is set below
-    # All shares done: mark the manifest complete as one process does (a whole-plan writer, now that no actor writes).
-    full = ShardWriter(cfg.out, settings, resume=True, shard_size=cfg.shard_size, path_keys=PATH_SETTINGS,
-                       unverified_keys=FINGERPRINT_KEYS)
+    # Every share done: mark the manifest complete as one process does (a whole-plan writer, now that no actor writes;
+    # the settings are the manifest's own, so they compare equal).
+    full = ShardWriter(cfg.out, settings, resume=True, shard_size=cfg.shard_size)
     full.close(complete=True)
     summary = merge_summaries([results[i] for i in range(n)], time.perf_counter() - started)
-    print_summary(cfg, summary, full.num_episodes)
+    report(cfg, summary, full.num_episodes)
     return summary
 
 
@@ -360,23 +342,13 @@ class EvalWorker:
         _enter(cwd)
         self._agent: tuple[Any, Any] = (None, None)
 
-    def play(self, cfg: Any, policy: str, value: str | None, mode: str, split: str, total: int,
-             share: tuple[int, int]) -> tuple[list[Any], list[tuple[int, dict[str, Any]]]]:
-        from oreo_agents.agent.evaluate import quiet_third_party_progress, run_episodes
-        from oreo_agents.pipeline.evaluate import episode_metadata
-        from oreo_agents.policies import NEEDS_EXPERT
-
-        quiet_third_party_progress()
+    def play(self, play_share: Callable[..., Any], cfg: Any, policy: str, value: str | None, mode: str, *args: Any) -> Any:
+        """``play_share(cfg, agent, policy, *args)`` (pipeline.evaluate.play_share) with this actor's agent."""
         key = (policy, value, mode)
         if self._agent[0] != key:
             self._agent = (None, None)  # one model in memory at a time
             self._agent = (key, cfg.build(cfg.seed, policy=policy, value=value, select=mode))
-        agent, records, indices = self._agent[1], [], []
-        outcomes = run_episodes(lambda: cfg.make(split=split, expert=policy in NEEDS_EXPERT), agent, episodes=total,
-                                num_envs=cfg.num_envs, seed=cfg.seed, on_record=records.append,
-                                on_outcome=lambda o: indices.append(o.index),  # called right after its record
-                                metadata=episode_metadata(agent, policy, cfg), share=share)
-        return outcomes, [(i, r.to_row()) for i, r in zip(indices, records)]
+        return play_share(cfg, self._agent[1], policy, *args)
 
     def stop(self) -> None:  # the pool's stop protocol; an eval share is simply killed (nothing is written by it)
         pass
@@ -385,10 +357,10 @@ class EvalWorker:
 class EvalPool:
     """``run_eval``'s player on Ray: ``play`` stands for ``run_episodes`` of one (agent, split); ``close`` at the end."""
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: Any, play_share: Callable[..., Any]) -> None:
         from oreo_agents.pipeline.options import is_model_policy
 
-        self.cfg = cfg
+        self.cfg, self.play_share = cfg, play_share
         self._cluster = _Cluster(cfg, cpus_per_worker=1)
         ray = self._cluster.__enter__()
         try:
@@ -403,7 +375,7 @@ class EvalPool:
         """Every share of episodes ``0..total-1``; outcomes sorted by index, records handed over in index order."""
         n, cfg = self.pool.n, self.cfg
         shares: dict[int, tuple[list[Any], list[tuple[int, dict[str, Any]]]]] = {}
-        self.pool.run(lambda actor, i: actor.play.remote(cfg, policy, value, mode, split, total, (i, n)),
+        self.pool.run(lambda actor, i: actor.play.remote(self.play_share, cfg, policy, value, mode, split, total, (i, n)),
                       shares.__setitem__)
         outcomes = sorted((o for got, _ in shares.values() for o in got), key=lambda o: o.index)
         for o in outcomes:

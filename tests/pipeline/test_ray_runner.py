@@ -68,6 +68,7 @@ def _alfworld(games: Path, out: Path, policy: str, *extra: str) -> list[str]:
             "--episodes", "4", "--shard-size", "1", "--out", str(out), *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy, extra", [("expert", ()), ("random", ("--max-steps", "4"))])
 def test_two_ray_workers_write_the_episodes_one_process_writes(ray_address, alfworld_games_root, tmp_path, policy,
                                                                extra):
@@ -92,6 +93,7 @@ def _crash_cmd(out: Path, *extra: str) -> list[str]:
             "--samples-per-task", "2", "--shard-size", "2", "--out", str(out), *extra]
 
 
+@pytest.mark.slow
 def test_a_killed_ray_collection_resumes_with_nothing_lost_or_duplicated(ray_address, tmp_path):
     alone = run(*_crash_cmd(tmp_path / "alone"))
     assert alone.exit_code == 0, alone.output
@@ -123,6 +125,7 @@ def test_a_killed_ray_collection_resumes_with_nothing_lost_or_duplicated(ray_add
     assert json.loads((tmp_path / "ds" / "manifest.json").read_text())["status"] == "complete"
 
 
+@pytest.mark.slow
 def test_eval_on_two_ray_workers_writes_the_rows_one_process_writes(ray_address, alfworld_games_root, tmp_path):
     base = ["eval", "--env", "alfworld", "--games-root", str(alfworld_games_root), "--split", "valid_unseen",
             "--num-tasks", "2", "--policy", "expert", "--policy", "random", "--max-steps", "4", "--episodes", "3",
