@@ -99,15 +99,24 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _enter(cwd: str) -> None:
-    """Actors resolve relative paths (--out, --games-root, model folders) as the driver does: from its folder."""
-    try:
-        os.chdir(cwd)
-    except OSError:
-        import socket
+class _Worker:
+    """What every actor does first: resolve relative paths (--out, --games-root, model folders) as the driver does,
+    from its folder. A failure is kept and raised by the first call, so it reaches the driver as one line (an error
+    in ``__init__`` would kill the actor, and look like a crash to retry)."""
 
-        raise OreoError(f"Ray worker on {socket.gethostname()}: the driver's folder {cwd} is not there; run from a "
-                        "folder every node sees at the same path (a shared filesystem)") from None
+    def __init__(self, cwd: str) -> None:
+        self._error: OreoError | None = None
+        try:
+            os.chdir(cwd)
+        except OSError:
+            import socket
+
+            self._error = OreoError(f"Ray worker on {socket.gethostname()}: the driver's folder {cwd} is not there; "
+                                    "run from a folder every node sees at the same path (a shared filesystem)")
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def gpus_per_worker(cfg: Any, ray: Any, *, needs_model: bool) -> float:
@@ -207,16 +216,17 @@ class StoppedByDriver(Exception):
     """Raised in an actor between two turns after the driver asked it to stop (Ctrl-C / SIGTERM on the driver)."""
 
 
-class CollectWorker:
+class CollectWorker(_Worker):
     """A Ray actor that plays one share of a collection into the dataset folder, exactly as one process would."""
 
     def __init__(self, cwd: str) -> None:
-        _enter(cwd)
+        super().__init__(cwd)
         self._stop = False
         self._state: dict[str, Any] = {}
 
     def run(self, play_share: Callable[..., Any], *args: Any) -> Any:
         """``play_share(*args, progress=self)``: pipeline.collect.collect_share, passed in by the driver (by name)."""
+        self.check()
         return play_share(*args, progress=self)
 
     # The progress protocol of collect_episodes (start / update), read by the driver through progress().
@@ -335,15 +345,16 @@ def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any], *
 
 
 # --- eval ---------------------------------------------------------------------------------------------------------
-class EvalWorker:
+class EvalWorker(_Worker):
     """A Ray actor that plays one share of an (agent, split)'s episodes; it keeps the last agent it built."""
 
     def __init__(self, cwd: str) -> None:
-        _enter(cwd)
+        super().__init__(cwd)
         self._agent: tuple[Any, Any] = (None, None)
 
     def play(self, play_share: Callable[..., Any], cfg: Any, policy: str, value: str | None, mode: str, *args: Any) -> Any:
         """``play_share(cfg, agent, policy, *args)`` (pipeline.evaluate.play_share) with this actor's agent."""
+        self.check()
         key = (policy, value, mode)
         if self._agent[0] != key:
             self._agent = (None, None)  # one model in memory at a time

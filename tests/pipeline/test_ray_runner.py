@@ -112,6 +112,17 @@ def test_a_killed_ray_collection_resumes_with_nothing_lost_or_duplicated(ray_add
     proc.wait()
     partial = rows(tmp_path / "ds")
     assert 0 < len(partial) < 40
+    # Ray ends the dead driver's actors (their share locks go with them): the whole folder can be locked again
+    from oreo_agents.recording.locks import DatasetLock
+
+    for _ in range(300):
+        try:
+            DatasetLock(tmp_path / "ds").acquire().release()
+            break
+        except OreoError:
+            time.sleep(0.1)
+    else:
+        pytest.fail("the killed driver's actors still hold their locks after 30 s")
     # 2. rerun: one actor dies at its first step (the crash flag) and its share restarts on a fresh actor
     flag = Path(os.environ["OREO_TEST_CRASH_FLAG"])
     flag.write_text("")
