@@ -34,7 +34,7 @@ RAY_MISSING = "--ray-address needs Ray: pip install 'oreo-agents[ray]'"
 RAY_DRIVER_SHARE = "ray-driver"  # the driver's lock name in <out>/.locks/ (it writes no episode itself)
 ACTOR_RETRIES = 3  # fresh actors per share after the first one died, before giving up
 STOP_GRACE_S = 30.0  # Ctrl-C / SIGTERM: how long actors get to flush their buffered episodes
-_ADDRESS = re.compile(r"^(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+_ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 
 
 def import_ray() -> Any:
@@ -46,8 +46,11 @@ def import_ray() -> Any:
 
 
 def check_ray(cfg: Any) -> None:
-    """Ray importable and ``--ray-address`` one of auto, local, HOST:PORT, ray://HOST:PORT (before anything runs)."""
+    """Ray importable and ``--ray-address`` one of auto, local, HOST:PORT (before anything runs)."""
     address = cfg.ray_address
+    if (address or "").startswith("ray://"):  # the Ray Client: the driver would not be on the cluster's filesystem
+        raise OreoError(f"--ray-address {address}: Ray Client addresses are not supported; run the command on a node "
+                        "of the cluster with --ray-address auto (or the head's HOST:PORT)")
     if address not in ("auto", "local") and not _ADDRESS.match(address or ""):
         raise OreoError(f"--ray-address {address!r}: give auto (a running cluster), local (start one here) or HOST:PORT")
     import_ray()

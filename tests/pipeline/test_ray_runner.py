@@ -137,6 +137,31 @@ def test_a_killed_ray_collection_resumes_with_nothing_lost_or_duplicated(ray_add
 
 
 @pytest.mark.slow
+def test_sigterm_on_the_driver_makes_the_actors_flush_what_they_finished(ray_address, tmp_path):
+    """With shards of 1000 episodes nothing reaches the disk until a writer closes: episodes found after a SIGTERM
+    were flushed by the stopping actors (a SIGKILL would leave none)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(TEST_PATHS), "RAY_AUTH_MODE": "disabled"}
+    cmd = [sys.executable, "-m", "oreo_agents.cli.app", *_crash_cmd(tmp_path / "ds", "--ray-address", ray_address,
+                                                                    "--workers", "2", "--shard-size", "1000")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:  # the driver's progress lines (non-interactive): "... 4/40 episodes, ..."
+        seen.append(line)
+        if "/40 episodes" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    output = "".join(seen) + proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0 and "/40 episodes" in output, output[-3000:]
+    flushed = rows(tmp_path / "ds")
+    ids = [json.loads(r)["episode_id"] for r in flushed]
+    assert 0 < len(ids) < 40 and len(ids) == len(set(ids)), output[-3000:]
+    assert json.loads((tmp_path / "ds" / "manifest.json").read_text())["status"] == "in_progress"
+    assert not list((tmp_path / "ds" / "data").glob(".*tmp*"))  # nothing half-written
+    assert run(*_crash_cmd(tmp_path / "alone")).exit_code == 0
+    assert set(flushed) <= set(rows(tmp_path / "alone"))
+
+
+@pytest.mark.slow
 def test_eval_on_two_ray_workers_writes_the_rows_one_process_writes(ray_address, alfworld_games_root, tmp_path):
     base = ["eval", "--env", "alfworld", "--games-root", str(alfworld_games_root), "--split", "valid_unseen",
             "--num-tasks", "2", "--policy", "expert", "--policy", "random", "--max-steps", "4", "--episodes", "3",
@@ -156,6 +181,8 @@ def test_refusals_are_one_line(ray_address, tmp_path, monkeypatch):
     assert gpus.exit_code == 2 and "--gpus-per-worker 1: the Ray cluster has 0 GPUs" in gpus.output
     bad = run(*base, "--ray-address", "somewhere")
     assert bad.exit_code == 2 and "--ray-address 'somewhere': give auto" in bad.output
+    client = run(*base, "--ray-address", "ray://head:10001")
+    assert client.exit_code == 2 and "Ray Client addresses are not supported" in client.output
     alone = run(*base, "--workers", "2")
     assert alone.exit_code == 2 and "--workers runs Ray actors: give --ray-address" in alone.output
     search = run("eval", "--env", "math", "--select", "beam", "--ray-address", ray_address, "--out", str(tmp_path / "e"))
