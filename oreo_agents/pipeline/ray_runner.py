@@ -12,12 +12,15 @@ the same command resumes, with any ``--workers``.
 Evaluation: each actor plays the episode indices ``i`` mod ``N`` of every (agent, split) and returns its outcomes and
 records; the driver merges them by index and writes the one report exactly as one process does.
 
-Ray is imported only here and only when asked for (``pip install 'oreo-agents[ray]'``). Ray 2.60 behaviour relied on
-(``ray/_private/worker.py``): ``ray.init(address=...)`` 1446-1545 ("auto" connects or raises ConnectionError, "local"
-always starts a cluster, HOST:PORT connects), ``num_cpus`` only when starting one (1934-1957 raise ValueError
-otherwise), the driver's current directory put on the workers' ``sys.path`` (2717-2719); ``ray/exceptions.py``:
-``RayActorError`` 417 with its subclasses ``ActorDiedError`` 456 and ``ActorUnavailableError`` 531; ``RayTaskError``
-carries the actor's exception as ``cause``.
+Ray is imported only here and only when asked for (``pip install 'oreo-agents[ray]'``). Ray 2.60.0 behaviour relied
+on: ``ray/_private/worker.py``: ``ray.init(address=...)`` 1446-1545 ("auto" connects or raises ConnectionError,
+"local" always starts a cluster, HOST:PORT connects), ``num_cpus`` only when starting one (1934-1939 raise ValueError
+otherwise), the driver's current directory put on the workers' ``sys.path`` (2716-2720; ``job_config.py`` 50-64
+``_py_driver_sys_path`` adds ours), ``ray.wait`` 3103, ``ray.kill(no_restart=True)`` 3474; ``ray/exceptions.py``:
+``RayTaskError`` 149 keeps the actor's exception as ``cause`` (183), ``RayActorError`` 417 and its subclasses
+``ActorDiedError`` 456, ``ActorUnavailableError`` 531; ``ray/_common/ray_option_utils.py`` 253 ``max_concurrency``
+(a threaded actor answers ``progress()`` while ``run()`` plays); ``ray/_private/utils.py`` 284-293 (an actor with no
+GPU keeps the node's ``CUDA_VISIBLE_DEVICES``).
 """
 
 from __future__ import annotations
