@@ -88,6 +88,28 @@ def test_two_ray_workers_write_the_episodes_one_process_writes(ray_address, alfw
     assert "0 new episodes (4 already there, 4 in the dataset)" in " ".join(again.output.split())
 
 
+@pytest.mark.slow
+def test_a_model_policy_on_two_ray_workers_writes_the_episodes_one_process_writes(ray_address, tmp_path, monkeypatch):
+    """A tiny LM sampling math replies (--batch-invariant: log-probs bit for bit), its folder given relative to the
+    driver's folder: actors work from the driver's folder, so every path and the tokenizer name read the same."""
+    pytest.importorskip("torch")
+    import torch
+
+    from oreo_agents.envs.math.problems import load_problems
+    from oreo_agents.models.loading import build_tiny_model
+
+    torch.set_num_threads(1)
+    texts = [p.question for p in load_problems("embedded", num_problems=50)] + ["#### 4", "3 + 4 = 7"]
+    build_tiny_model(texts, tmp_path / "tiny")
+    monkeypatch.chdir(tmp_path)
+    cmd = ["collect", "--env", "math", "--num-tasks", "3", "--policy", "tiny", "--episodes", "4", "--samples-per-task",
+           "2", "--max-new-tokens", "8", "--max-steps", "2", "--batch-invariant", "--device", "cpu"]
+    assert run(*cmd, "--out", "alone").exit_code == 0
+    shared = run(*cmd, "--out", "ray", "--ray-address", ray_address, "--workers", "2")
+    assert shared.exit_code == 0, shared.output
+    assert rows(tmp_path / "ray") == rows(tmp_path / "alone") and len(rows(tmp_path / "alone")) == 4
+
+
 def _crash_cmd(out: Path, *extra: str) -> list[str]:
     return ["collect", "--env", "ray_crash_env:RayCrash-v0", "--policy", "noisy-expert", "--episodes", "40",
             "--samples-per-task", "2", "--shard-size", "2", "--out", str(out), *extra]
