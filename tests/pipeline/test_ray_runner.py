@@ -1,8 +1,9 @@
 """Collection and evaluation on Ray (pipeline/ray_runner.py): a local 2-CPU cluster, started once per test session.
 
-What is checked: 2 Ray workers write the same episodes as one process (ALFWorld expert and random, row for row);
-a collection whose driver is killed, then whose actor dies, resumes with nothing lost or duplicated; eval on 2 workers
-writes the same report rows; refusals are one line.
+What is checked: 2 Ray workers write the same episodes as one process (ALFWorld expert and random, a tiny LM on math;
+row for row); a collection whose driver is killed (SIGKILL), then whose actor dies, resumes with nothing lost or
+duplicated; a SIGTERM on the driver makes the actors flush what they finished; eval on 2 workers writes the same
+report files; refusals are one line. No field of an episode row is wall-clock time, so rows compare whole.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> str:
     see the test folders and the crash flag of :mod:`ray_crash_env`."""
     from ray.job_config import JobConfig
 
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "OREO_TEST_CRASH_FLAG")}
     os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 would otherwise write ~/.ray/auth_token
     os.environ["OREO_TEST_CRASH_FLAG"] = str(tmp_path_factory.mktemp("ray") / "crash-once")  # inherited by workers
     if ray.is_initialized():
@@ -46,6 +48,11 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> str:
              job_config=JobConfig(_py_driver_sys_path=TEST_PATHS))
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def run(*args: str):
