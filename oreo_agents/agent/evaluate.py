@@ -40,7 +40,7 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
                  seed: int = 0, on_outcome: Callable[[Outcome], None] | None = None,
                  on_record: Callable[[EpisodeRecord], None] | None = None,
                  metadata: EpisodeMetadata | None = None, env_workers: int = 0, env_timeout: float = 300.0,
-                 env_restarts: int = 3) -> list[Outcome]:
+                 env_restarts: int = 3, share: tuple[int, int] | None = None) -> list[Outcome]:
     """Play episodes 0..episodes-1 (default: every task once) with ``num_envs`` envs batched per decision.
 
     Episode ``i`` resets with ``seed + i`` on task ``i`` (cycling when there are more episodes than tasks). The
@@ -49,6 +49,8 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
     ``on_record`` receives the records themselves (e.g. to save them for the value lens), stamped with ``metadata``.
     With ``env_workers`` the envs are stepped in worker processes (``make_env`` must be picklable, e.g. an
     :class:`~oreo_agents.envs.workers.EnvSpec`; the probe that counts the tasks is built here and closed).
+    ``share=(k, n)`` plays only the episodes ``i`` with ``i % n == k`` (one of ``n`` cooperating players, e.g. Ray
+    actors); each is the same episode as in an unshared run.
     """
     if num_envs < 1:
         raise OreoError(f"--num-envs {num_envs}: need at least one env")
@@ -56,7 +58,7 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
     tasks = episode_count(first) if episodes is None or task_list(first) is not None else None
     total = tasks if episodes is None else episodes
     jobs = [Job(seed=seed + i, task=i % tasks if tasks else i, sample_index=i // tasks if tasks else 0, tag=i)
-            for i in range(total)]
+            for i in range(total) if share is None or i % share[1] == share[0]]
     handed: list[Any] = []
 
     def next_env() -> Any:  # the probe plays too: it is the first env the runner asks for

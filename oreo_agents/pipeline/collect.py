@@ -28,6 +28,7 @@ from oreo_agents.pipeline.options import (
     AgentOptions,
     EnvOptions,
     EnvWorkerOptions,
+    RayOptions,
     SamplingOptions,
     SelectChoice,
     is_model_policy,
@@ -39,7 +40,7 @@ from oreo_agents.turns import Policy
 
 
 @dataclass
-class CollectConfig(EnvWorkerOptions, SamplingOptions, AgentOptions, EnvOptions):
+class CollectConfig(RayOptions, EnvWorkerOptions, SamplingOptions, AgentOptions, EnvOptions):
     """Settings of one collection (the YAML keys of ``--config`` and the flags are these field names).
 
     The env, agent, sampling and env worker options come from :mod:`oreo_agents.pipeline.options`."""
@@ -76,6 +77,7 @@ class CollectConfig(EnvWorkerOptions, SamplingOptions, AgentOptions, EnvOptions)
             raise OreoError(f"--model {self.model}: give the model folder as --policy {self.model}")
         self.check_agent()
         self.check_env_workers()
+        self.check_ray_options()
 
     @property
     def model_dir(self) -> str | None:
@@ -85,6 +87,7 @@ class CollectConfig(EnvWorkerOptions, SamplingOptions, AgentOptions, EnvOptions)
 
 # Settings that do not change what an episode contains, so a resume may change them.
 _NOT_CONTENT = {"episodes", "num_envs", "out", "resume", "shard_size", "device", *ENV_WORKER_OPTIONS}
+_NOT_CONTENT |= {"ray_address", "workers", "gpus_per_worker"}  # where collectors run (pipeline/ray_runner.py)
 
 
 # Settings that name files or folders: stored resolved, compared resolved (./x/ and /abs/x are the same folder).
@@ -147,6 +150,10 @@ def run_collect(cfg: CollectConfig) -> Any:
     from oreo_agents.recording.locks import LOCK_DIR
     from oreo_agents.recording.writer import ShardWriter, read_manifest
 
+    if cfg.ray_address is not None:  # Ray importable and the address well-formed before anything is written
+        from oreo_agents.pipeline.ray_runner import RAY_DRIVER_SHARE, check_ray
+
+        check_ray(cfg)
     env_id = cfg.env_id
     kwargs = cfg.env_kwargs(env_id, expert=cfg.policy in NEEDS_EXPERT)
     if cfg.model_dir:
@@ -154,8 +161,10 @@ def run_collect(cfg: CollectConfig) -> Any:
             raise OreoError(f"--select {cfg.select} needs --value DIR (a value model from `oreo-agents train --algo oreo`)")
     digests = DigestCache(Path(cfg.out) / LOCK_DIR / "digests.json" if read_manifest(cfg.out) else None)
     settings = fingerprint_settings(cfg, content_settings(cfg), lambda: make_env(env_id, kwargs), digests)
+    # On Ray the driver holds a share lock of its own: its actors' share writers run beside it, a whole-plan writer
+    # (or a second Ray driver) is refused while it runs.
     writer = ShardWriter(cfg.out, settings, resume=cfg.resume, shard_size=cfg.shard_size, path_keys=PATH_SETTINGS,
-                         unverified_keys=FINGERPRINT_KEYS)
+                         unverified_keys=FINGERPRINT_KEYS, share=RAY_DRIVER_SHARE if cfg.ray_address else None)
     digests.path = Path(cfg.out) / LOCK_DIR / "digests.json"
     digests.save()
     if writer.unverified:
@@ -164,6 +173,10 @@ def run_collect(cfg: CollectConfig) -> Any:
             "without checking them (they are recorded from now on)"
         )
     try:
+        if cfg.ray_address is not None:
+            from oreo_agents.pipeline.ray_runner import collect_on_ray
+
+            return collect_on_ray(cfg, writer, env_id, kwargs, play_share=collect_share, report=print_summary)
         return _collect_into(cfg, writer, env_id, kwargs)
     except BaseException:
         writer.close()  # releases the lock; flushes nothing new (a failure before collecting leaves no episode)
@@ -193,28 +206,10 @@ def fingerprint_settings(cfg: CollectConfig, settings: dict[str, Any], make_env:
 
 
 def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str, Any]) -> Any:
-    import oreo_agents
     from oreo_agents.envs.workers import EnvSpec
     from oreo_agents.recording.collect import CollectProgress
-    from oreo_agents.recording.schema import EpisodeMetadata
 
-    policy = _collect_policy(cfg)
-    meta = policy.metadata()
-    env_version, grammar_hash = env_provenance(env_id)
-    metadata = EpisodeMetadata(
-        policy=policy.name,
-        # The model folder as the manifest spells it (first run's spelling): episode ids stay the same however a
-        # resume spells the same folder.
-        checkpoint=str(writer.settings.get("model") or meta.get("checkpoint", "")),
-        sampling=json.dumps(meta.get("sampling", {}), sort_keys=True),
-        seed=cfg.seed,
-        env_version=env_version,
-        grammar_hash=grammar_hash,
-        tokenizer=str(meta.get("tokenizer", "")),
-        package_version=oreo_agents.__version__,
-        extra=json.dumps({"env_kwargs": {k: v for k, v in kwargs.items()}}, sort_keys=True, default=str),
-    )
-    plan_key = f"{env_id}|{cfg.split}|{policy.name}|{metadata.checkpoint}"
+    policy, metadata, plan_key = collect_setup(cfg, writer.settings, env_id, kwargs)
     progress = CollectProgress(console, interactive=is_interactive(), description=f"{'model' if cfg.model_dir else cfg.policy} on {cfg.env}")
     complete = False
     import signal
@@ -241,6 +236,56 @@ def _collect_into(cfg: CollectConfig, writer: Any, env_id: str, kwargs: dict[str
         writer.close(complete=complete)
     print_summary(cfg, summary, writer.num_episodes)
     return summary
+
+
+def collect_share(cfg: CollectConfig, settings: dict[str, Any], env_id: str, kwargs: dict[str, Any],
+                  share: tuple[int, int], *, progress: Any = None) -> CollectSummary:
+    """Share ``(i, n)`` of a collection into ``cfg.out`` (whose manifest holds ``settings``), as one of ``n``
+    cooperating collectors plays it (a Ray actor, :mod:`oreo_agents.pipeline.ray_runner`)."""
+    from oreo_agents.recording.fingerprints import FINGERPRINT_KEYS
+    from oreo_agents.recording.writer import ShardWriter
+
+    cfg.env_id  # resolving --env imports a 'module:Id-v0' env's module in this process too, registering its id
+    # resume=True: the driver refused --no-resume on a folder with episodes; other shares' shards may be in already.
+    writer = ShardWriter(cfg.out, settings, resume=True, shard_size=cfg.shard_size, share=f"{share[0]}-of-{share[1]}",
+                         path_keys=PATH_SETTINGS, unverified_keys=FINGERPRINT_KEYS)
+    try:
+        policy, metadata, plan_key = collect_setup(cfg, writer.settings, env_id, kwargs)
+        from oreo_agents.envs.workers import EnvSpec
+
+        return collect_episodes(
+            EnvSpec(cfg.env, kwargs), policy, writer, episodes=cfg.episodes, num_envs=cfg.num_envs,
+            samples_per_task=cfg.samples_per_task, seed=cfg.seed, metadata=metadata, env_id=env_id,
+            plan_key=plan_key, task_options=task_reset_options, progress=progress, share=share,
+            **cfg.env_worker_kwargs(),
+        )
+    finally:
+        writer.close()  # flushes the finished episodes it holds, also when stopped
+
+
+def collect_setup(cfg: CollectConfig, settings: dict[str, Any], env_id: str,
+                  kwargs: dict[str, Any]) -> tuple[Any, EpisodeMetadata, str]:
+    """``(policy, metadata, plan_key)`` of a collection into a dataset whose manifest holds ``settings``: what every
+    collector of it (this process, or each Ray actor) builds alike, so all of them plan and stamp the same episodes."""
+    import oreo_agents
+
+    policy = _collect_policy(cfg)
+    meta = policy.metadata()
+    env_version, grammar_hash = env_provenance(env_id)
+    metadata = EpisodeMetadata(
+        policy=policy.name,
+        # The model folder as the manifest spells it (first run's spelling): episode ids stay the same however a
+        # resume spells the same folder.
+        checkpoint=str(settings.get("model") or meta.get("checkpoint", "")),
+        sampling=json.dumps(meta.get("sampling", {}), sort_keys=True),
+        seed=cfg.seed,
+        env_version=env_version,
+        grammar_hash=grammar_hash,
+        tokenizer=str(meta.get("tokenizer", "")),
+        package_version=oreo_agents.__version__,
+        extra=json.dumps({"env_kwargs": {k: v for k, v in kwargs.items()}}, sort_keys=True, default=str),
+    )
+    return policy, metadata, f"{env_id}|{cfg.split}|{policy.name}|{metadata.checkpoint}"
 
 
 def _collect_policy(cfg: CollectConfig) -> Any:

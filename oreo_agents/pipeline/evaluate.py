@@ -21,6 +21,7 @@ from oreo_agents.pipeline.options import (
     AgentOptions,
     EnvOptions,
     EnvWorkerOptions,
+    RayOptions,
     SamplingOptions,
     is_model_policy,
     policy_label,
@@ -31,7 +32,7 @@ SEARCH_MODES = ("beam", "best-of-n")
 
 
 @dataclass
-class EvalConfig(EnvWorkerOptions, SamplingOptions, AgentOptions, EnvOptions):
+class EvalConfig(RayOptions, EnvWorkerOptions, SamplingOptions, AgentOptions, EnvOptions):
     """Settings of ``eval`` (YAML keys of ``--config`` and flags are these field names).
 
     The env, agent and sampling options come from :mod:`oreo_agents.pipeline.options`; eval takes several policies,
@@ -57,6 +58,7 @@ class EvalConfig(EnvWorkerOptions, SamplingOptions, AgentOptions, EnvOptions):
         if self.value and len(self.value) not in (1, len(self.policy)):
             raise OreoError(f"--value given {len(self.value)} times: give it once, or once per --policy ({len(self.policy)})")
         self.check_env_workers()
+        self.check_ray_options()
 
 
 _label = policy_label
@@ -90,6 +92,15 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
     quiet_third_party_progress()
     rows, started = [], time.perf_counter()
     played: dict[str, list[str]] = {}  # policy -> the episode folders it played (for the value lens)
+    pool = None
+    if cfg.ray_address is not None:  # the episodes are played by Ray actors; the report is written here, as below
+        from oreo_agents.pipeline.ray_runner import EvalPool, check_ray
+
+        check_ray(cfg)
+        if set(cfg.select) & set(SEARCH_MODES):
+            raise OreoError(f"--select {'/'.join(sorted(set(cfg.select) & set(SEARCH_MODES)))} runs one search per "
+                            "problem in this process: evaluate it without --ray-address")
+        pool = EvalPool(cfg, play_share)
     outcome_file = (out / "outcomes.jsonl").open("w")
     try:
         for i, policy in enumerate(cfg.policy):
@@ -98,7 +109,7 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                 folder = out / "episodes" / f"{_label(policy).replace('/', '-')}-{mode}"
                 writer = episode_writer(folder, cfg, policy, mode, value)
                 played.setdefault(policy, []).append(str(folder))
-                agent = cfg.build(cfg.seed, policy=policy, value=value, select="greedy" if mode in SEARCH_MODES else mode)
+                agent = None if pool else cfg.build(cfg.seed, policy=policy, value=value, select="greedy" if mode in SEARCH_MODES else mode)
                 if mode in SEARCH_MODES and (value is None or not is_model_policy(policy)):
                     raise OreoError(f"--select {mode} needs a policy checkpoint and a value model (--value <dir>)")
                 for split in splits:
@@ -110,7 +121,9 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                     probe.close()
                     name = f"{_label(policy)} [{mode}] {split}"
                     with _Progress(name, total) as bar:
-                        if mode in SEARCH_MODES:
+                        if pool is not None:
+                            outcomes = pool.play(policy, value, mode, split, total, bar.advance, writer.add)
+                        elif mode in SEARCH_MODES:
                             outcomes = _search(make_env, agent, mode, cfg, total, bar.advance)
                         else:
                             outcomes = run_episodes(make_env, agent, episodes=total, num_envs=cfg.num_envs,
@@ -124,6 +137,8 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
                 agent = None  # drop its models (GPU memory) before the next agent loads
     finally:
         outcome_file.close()
+        if pool is not None:
+            pool.close()
     if not report:
         return rows
     metric = "accuracy" if is_math else "success rate"
@@ -143,6 +158,25 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
         where = out / ("value" if len(with_value) == 1 else f"value-{_label(policy).replace('/', '-')}")
         value_section(value, played[policy], where, title=f"{_label(policy)} episodes, value {value}")
     return rows
+
+
+def play_share(cfg: EvalConfig, agent: Any, policy: str, split: str, total: int,
+               share: tuple[int, int]) -> tuple[list[Any], list[tuple[int, dict[str, Any]]]]:
+    """Episodes ``i % n == k`` of ``0..total-1`` on ``split`` for ``share=(k, n)`` (one Ray actor's part): the outcomes
+    and ``(index, record row)`` pairs, which the driver merges into the report one process writes."""
+    from oreo_agents.agent.evaluate import quiet_third_party_progress, run_episodes
+    from oreo_agents.policies import NEEDS_EXPERT
+
+    quiet_third_party_progress()
+    records, indices = [], []
+    from oreo_agents.envs.workers import EnvSpec
+
+    make_env = EnvSpec(cfg.env, cfg.env_kwargs(resolve_env_id(cfg.env), split=split, expert=policy in NEEDS_EXPERT))
+    outcomes = run_episodes(make_env, agent, episodes=total,
+                            num_envs=cfg.num_envs, seed=cfg.seed, on_record=records.append,
+                            on_outcome=lambda o: indices.append(o.index),  # called right after its record
+                            metadata=episode_metadata(agent, policy, cfg), share=share, **cfg.env_worker_kwargs())
+    return outcomes, [(i, r.to_row()) for i, r in zip(indices, records)]
 
 
 def value_section(value: str, episode_dirs: list[str], out: Path, *, title: str) -> dict[str, Any] | None:

@@ -211,3 +211,27 @@ def policy_label(policy: str) -> str:
     """A short name for tables: the scripted name, or the model folder's last two parts."""
     p = Path(policy)
     return policy if policy in SCRIPTED_POLICIES else "/".join(p.parts[-2:]) if len(p.parts) > 1 else policy
+
+
+@dataclass
+class RayOptions:
+    """Where collectors run: this process, or ``workers`` Ray actors on a cluster (see docs/scale-out.md).
+
+    None of these change what an episode contains: N Ray workers write the same episodes as one process."""
+
+    ray_address: str | None = field(default=None, metadata=_help(
+        "auto | HOST:PORT | local: run --workers collectors as Ray actors (none: this process)."))
+    workers: int = field(default=1, metadata=_help(
+        "Ray actors with --ray-address, each playing a disjoint share of the episodes into the same --out."))
+    gpus_per_worker: float | None = field(default=None, metadata=_help(
+        "GPUs each Ray actor reserves (default: 1 for a model policy on a cluster with GPUs, else 0)."))
+
+    def check_ray_options(self) -> None:
+        """``workers`` positive, ``gpus_per_worker`` non-negative, both only meaningful with ``ray_address``."""
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise OreoError(f"--workers must be a positive integer, got {self.workers!r}")
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise OreoError(f"--gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
+        if self.ray_address is None and (self.workers != 1 or self.gpus_per_worker is not None):
+            flag = "--workers" if self.workers != 1 else "--gpus-per-worker"
+            raise OreoError(f"{flag} runs Ray actors: give --ray-address auto|HOST:PORT|local too")
