@@ -26,10 +26,12 @@ from oreo_agents.errors import OreoError
 from oreo_agents.turns import Candidate, Decision, Policy, Turn
 from oreo_agents.models.generation import Completion
 from oreo_agents.models.policy import Context, ModelPolicy
+from oreo_agents.models.prefix_cache import PrefixCache
 from oreo_agents.prompting import encode_text, reply_terminator_ids
 
 # Value selection with a greedy policy would draw K identical replies; sample at this temperature instead.
 DEFAULT_SEARCH_TEMPERATURE = 1.0
+VALUE_CACHE_BYTES = 2**30  # keys/values of recent contexts for the value model (about one per env in flight)
 
 
 class Agent:
@@ -56,6 +58,10 @@ class Agent:
                     f"({len(policy.tokenizer)}); the value model must come from the same base checkpoint"
                 )
             self.value = value.to(_device_of(policy)).eval()
+        # The value model's own cross-turn prefix cache (the policy's generator keeps one for the policy): without it V
+        # re-reads the whole episode every turn, which on long ALFWorld episodes cost more than generating K replies.
+        # Off where the policy runs batch-invariant: cached keys are computed in another batch, equal only to rounding.
+        self._value_cache = PrefixCache(VALUE_CACHE_BYTES) if self.value is not None else None
 
     @classmethod
     def load(cls, policy: str | Path, *, value: str | Path | None = None, select: str = "greedy", k: int = 4,
@@ -110,7 +116,8 @@ class Agent:
         if not live:
             return before
         ctx_values, values = values_before_and_after(
-            self.value, [contexts[i].ids for i in live], [[c.token_ids for c in scored[i]] for i in live], self._pad
+            self.value, [contexts[i].ids for i in live], [[c.token_ids for c in scored[i]] for i in live], self._pad,
+            self.value_cache,
         )
         for i, v0, vs in zip(live, ctx_values, values):
             before[i] = v0
@@ -163,6 +170,14 @@ class Agent:
             for j, c in enumerate(cands)
         ]
         return decision
+
+    @property
+    def value_cache(self) -> Any:
+        """The value model's prefix cache, or None where the policy runs batch-invariant (``collect --batch-invariant``
+        may switch it on after the agent is built)."""
+        if getattr(getattr(self.policy, "backend", None), "batch_invariant", False):
+            return None
+        return self._value_cache
 
     @property
     def _pad(self) -> int:

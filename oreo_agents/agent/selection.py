@@ -46,30 +46,49 @@ def check_select(select: str, *, k: int, has_value: bool) -> None:
 
 
 def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]],
-                   pad_id: int, field: str) -> tuple[Any, Any, list[tuple[int, int]]]:
+                   pad_id: int, field: str, prefix_cache: Any = None) -> tuple[Any, Any, list[tuple[int, int]]]:
     """Run each context once and all its continuations on top of its KV cache, in two batched forwards.
 
     Returns ``(last, cont, rows)``: ``last[g]`` is the output at context g's last token, ``cont[r, j]`` the output at
     token j of continuation row r (right-padded), ``rows[r] = (g, len)``. ``field`` picks the output tensor
     (``"logits"`` for a causal LM, ``"last_hidden_state"`` for a value backbone). Equal to running each full sequence on
     its own (tested), because padding is masked and positions are explicit.
+
+    With a :class:`~oreo_agents.models.prefix_cache.PrefixCache`, each context starts from its longest cached prefix and
+    is stored after the pass: an agent's next context extends this one by the chosen reply and the new observation, so
+    the value model re-reads only those instead of the whole episode every turn (as the policy's generator does).
     """
     import torch
 
-    from oreo_agents.models.prefix_cache import cache_kwargs, output_cache
+    from oreo_agents.models.prefix_cache import (
+        cache_kwargs,
+        output_cache,
+        plain_cache,
+        plan_prefill,
+        row_keys_values,
+        stacked_past,
+    )
 
     dev = next(model.parameters()).device
-    width = max(len(c) for c in contexts)
-    ids = torch.full((len(contexts), width), pad_id, dtype=torch.long, device=dev)
-    mask = torch.zeros_like(ids)
+    plan = plan_prefill(prefix_cache, contexts)
+    fed, past_width, width = plan.fed, plan.past_width, plan.width
+    ids = torch.full((len(contexts), fed), pad_id, dtype=torch.long, device=dev)
+    mask = torch.zeros((len(contexts), width), dtype=torch.long, device=dev)
     for g, c in enumerate(contexts):  # left padding: all contexts end in the same column
-        ids[g, width - len(c) :] = torch.tensor(list(c), dtype=torch.long, device=dev)
+        tail = list(c[plan.past[g] :])
+        ids[g, fed - len(tail) :] = torch.tensor(tail, dtype=torch.long, device=dev)
         mask[g, width - len(c) :] = 1
-    out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
+    kwargs: dict[str, Any] = cache_kwargs(stacked_past(plan)) if past_width else {}
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, past_width:]
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
     last = getattr(out, field)[:, -1]
+    cache = output_cache(out)
+    if prefix_cache is not None and plain_cache(cache):
+        for g, c in enumerate(contexts):  # before the fan-out below rewrites the cache in place
+            keys, values = row_keys_values(cache, g, width - len(c), width)
+            prefix_cache.add(list(c), keys, values, supersedes=plan.hits[g][0])
     rows = [(g, len(cont)) for g, conts in enumerate(continuations) for cont in conts]
     groups = torch.tensor([g for g, _ in rows], dtype=torch.long, device=dev)
-    cache = output_cache(out)
     cache.batch_select_indices(groups)  # fan each context's cache out to its continuations
     span = max(1, max(n for _, n in rows))
     cids = torch.full((len(rows), span), pad_id, dtype=torch.long, device=dev)
@@ -91,14 +110,14 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
 
 
 def value_at_ends(value_model: Any, contexts: Sequence[Sequence[int]],
-                  continuations: Sequence[Sequence[Sequence[int]]], pad_id: int = 0) -> list[list[float]]:
+                  continuations: Sequence[Sequence[Sequence[int]]], pad_id: int = 0, prefix_cache: Any = None) -> list[list[float]]:
     """V at the last token of each ``context + continuation`` (one batched value forward; V of the context if empty)."""
-    return values_before_and_after(value_model, contexts, continuations, pad_id)[1]
+    return values_before_and_after(value_model, contexts, continuations, pad_id, prefix_cache)[1]
 
 
 def values_before_and_after(value_model: Any, contexts: Sequence[Sequence[int]],
                             continuations: Sequence[Sequence[Sequence[int]]],
-                            pad_id: int = 0) -> tuple[list[float], list[list[float]]]:
+                            pad_id: int = 0, prefix_cache: Any = None) -> tuple[list[float], list[list[float]]]:
     """(V of each context, V at the last token of each ``context + continuation``), from the same value forward.
 
     V of the context is the state before a reply, V after the continuation the state right after it: their difference
@@ -107,7 +126,8 @@ def values_before_and_after(value_model: Any, contexts: Sequence[Sequence[int]],
     import torch
 
     with torch.inference_mode():
-        last, cont, rows = prefix_forward(value_model.backbone, contexts, continuations, pad_id, "last_hidden_state")
+        last, cont, rows = prefix_forward(value_model.backbone, contexts, continuations, pad_id, "last_hidden_state",
+                                          prefix_cache)
         head = value_model.head
         ctx_v = head(last.float()).squeeze(-1)
         cont_v = head(cont.float()).squeeze(-1)  # [rows, span]

@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from oreo_agents.errors import OreoError
-from oreo_agents.models.prefix_cache import CachedPrefix, PrefixCache, cache_kwargs, dynamic_cache, output_cache
+from oreo_agents.models.prefix_cache import (
+    CachedPrefix,
+    PrefixCache,
+    cache_kwargs,
+    output_cache,
+    plain_cache,
+    plan_prefill,
+    row_keys_values,
+    stacked_past,
+)
 # The shared types live in sampling.py (below both backends); re-exported here, where callers have always found them.
 from oreo_agents.models.sampling import (  # noqa: F401
     Completion,
@@ -217,57 +226,30 @@ class HFBackend:
     def _prefill(self, prompts: list[Sequence[int]]) -> tuple[list[tuple[CachedPrefix | None, int]], Any, Any, Any]:
         """Encode the prompts, starting each from its longest cached prefix. Returns (hits, cache, mask, model output).
 
-        Rows are left-padded so that every prompt ends in the same column. Row ``r`` of length ``L_r`` takes its first
-        ``L_r - S`` tokens from the cache, where ``S`` (the columns fed now) is the longest uncached remainder of any row;
-        a row whose own remainder is shorter re-feeds a few cached tokens instead of leaving a hole in the middle.
+        Rows are left-padded so that every prompt ends in the same column (:func:`plan_prefill` decides what each row
+        takes from the cache).
         """
         import torch
 
         dev, batch = self.device, len(prompts)
-        lengths = [len(p) for p in prompts]
-        cache_on = self.prefix_cache is not None
-        hits = [self.prefix_cache.longest_prefix(p) if cache_on else (None, 0) for p in prompts]  # type: ignore[union-attr]
-        usable = [min(n, length - 1) for (_, n), length in zip(hits, lengths)]  # one token at least is fed: its logits
-        fed = max(length - n for length, n in zip(lengths, usable))
-        past = [max(0, length - fed) for length in lengths]  # tokens each row takes from the cache
-        past_width = max(past)
-        width = past_width + fed
+        plan = plan_prefill(self.prefix_cache, prompts)
+        fed, past_width, width = plan.fed, plan.past_width, plan.width
         ids = torch.full((batch, fed), self._pad, dtype=torch.long, device=dev)
         mask = torch.zeros((batch, width), dtype=torch.long, device=dev)
         for row, p in enumerate(prompts):
-            tail = list(p[past[row] :])
+            tail = list(p[plan.past[row] :])
             ids[row, fed - len(tail) :] = torch.tensor(tail, dtype=torch.long, device=dev)
             mask[row, width - len(p) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, past_width:]
         kwargs: dict[str, Any] = dict(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
         if past_width:
-            kwargs.update(cache_kwargs(self._past(hits, past, past_width)))
+            kwargs.update(cache_kwargs(stacked_past(plan)))
         if self._logits_to_keep:
             kwargs["logits_to_keep"] = 1  # only the last position's logits are needed (the others cost a vocab matmul)
         out = self.model(**kwargs)
-        if cache_on:
-            if not _plain_cache(output_cache(out)):
-                self.prefix_cache = None  # e.g. sliding-window or recurrent layers: keys/values cannot be spliced
-            else:
-                self.prefix_cache.hits += sum(past)  # type: ignore[union-attr]
-                self.prefix_cache.misses += sum(lengths) - sum(past)  # type: ignore[union-attr]
-        return hits, output_cache(out), mask, out
-
-    def _past(self, hits: list[tuple[CachedPrefix | None, int]], past: list[int], width: int) -> Any:
-        """A DynamicCache of ``width`` columns holding each row's first ``past[row]`` cached keys/values, right-aligned."""
-        rows = [(entry, k) for (entry, _), k in zip(hits, past)]
-
-        def block(layer: int, part: str) -> Any:  # part: "keys" or "values"
-            first = next(getattr(entry, part)[layer] for entry, k in rows if k)
-            heads, _, dim = first.shape
-            out = first.new_zeros((len(rows), heads, width, dim))  # zeros sit under mask 0: never attended
-            for row, (entry, k) in enumerate(rows):
-                if k:
-                    out[row, :, width - k :] = getattr(entry, part)[layer][:, :k]
-            return out
-
-        n_layers = len(next(entry for entry, k in rows if k).keys)
-        return dynamic_cache([(block(i, "keys"), block(i, "values")) for i in range(n_layers)])
+        if self.prefix_cache is not None and not plain_cache(output_cache(out)):
+            self.prefix_cache = None  # e.g. sliding-window or recurrent layers: keys/values cannot be spliced
+        return plan.hits, output_cache(out), mask, out
 
     def _remember(self, prompts: list[Sequence[int]], hits: list[tuple[CachedPrefix | None, int]], n: int, cache: Any,
                   prompt_end: int, tokens: list[list[int]]) -> None:
@@ -278,8 +260,7 @@ class HFBackend:
             for row in range(p * n, (p + 1) * n):
                 reply = tokens[row][:-1]
                 start, end = prompt_end - len(prompt), prompt_end + len(reply)
-                keys = [layer.keys[row, :, start:end].clone() for layer in cache.layers]
-                values = [layer.values[row, :, start:end].clone() for layer in cache.layers]
+                keys, values = row_keys_values(cache, row, start, end)
                 self.prefix_cache.add([*prompt, *reply], keys, values, supersedes=hits[p][0])
 
     def _hit_stop(self, ids: list[int], stops: Sequence[str], stop_len: int) -> bool:
@@ -312,9 +293,3 @@ class HFBackend:
             if done[r] is None:  # finished rows draw nothing (their output is ignored)
                 chosen[r] = torch.multinomial(probs[r], 1, generator=generator)[0]
         return chosen, policy_lp.gather(1, chosen[:, None])[:, 0], sampling_lp.gather(1, chosen[:, None])[:, 0]
-
-
-def _plain_cache(cache: Any) -> bool:
-    """True for a DynamicCache of full-attention layers, whose per-row keys/values can be sliced out and spliced back."""
-    layers = getattr(cache, "layers", None)
-    return type(cache).__name__ == "DynamicCache" and bool(layers) and all(type(x).__name__ == "DynamicLayer" for x in layers)

@@ -162,3 +162,68 @@ def dynamic_cache(layers: Sequence[tuple[Any, Any]]) -> Any:
     for layer, (keys, values) in enumerate(layers):
         cache.update(keys, values, layer)
     return cache
+
+
+# --- a batch of prompts served from the cache ---------------------------------------------------------------------------
+@dataclass
+class PrefillPlan:
+    """How a left-padded batch of prompts is prefilled from the cache: row ``r`` takes its first ``past[r]`` tokens'
+    keys/values from ``hits[r]``'s entry and feeds the rest; ``fed`` columns are fed, ``width = past_width + fed``."""
+
+    hits: list[tuple[CachedPrefix | None, int]]
+    past: list[int]
+    fed: int
+
+    @property
+    def past_width(self) -> int:
+        return max(self.past)
+
+    @property
+    def width(self) -> int:
+        return self.past_width + self.fed
+
+
+def plan_prefill(cache: PrefixCache | None, prompts: Sequence[Sequence[int]]) -> PrefillPlan:
+    """Start each prompt from its longest cached prefix (none without a cache). ``fed`` is the longest uncached remainder
+    of any row (one token at least: its output is needed); a row whose own remainder is shorter re-feeds a few cached
+    tokens instead of leaving a hole in the middle."""
+    lengths = [len(p) for p in prompts]
+    hits = [cache.longest_prefix(p) if cache is not None else (None, 0) for p in prompts]
+    usable = [min(n, length - 1) for (_, n), length in zip(hits, lengths)]
+    fed = max(length - n for length, n in zip(lengths, usable))
+    plan = PrefillPlan(hits, [max(0, length - fed) for length in lengths], fed)
+    if cache is not None:
+        cache.hits += sum(plan.past)
+        cache.misses += sum(lengths) - sum(plan.past)
+    return plan
+
+
+def stacked_past(plan: PrefillPlan) -> Any:
+    """A DynamicCache of ``plan.past_width`` columns holding each row's first ``past[row]`` cached keys/values,
+    right-aligned (zeros under mask 0 elsewhere: never attended)."""
+    rows = [(entry, k) for (entry, _), k in zip(plan.hits, plan.past)]
+    width = plan.past_width
+
+    def block(layer: int, part: str) -> Any:  # part: "keys" or "values"
+        first = next(getattr(entry, part)[layer] for entry, k in rows if k)
+        heads, _, dim = first.shape
+        out = first.new_zeros((len(rows), heads, width, dim))
+        for row, (entry, k) in enumerate(rows):
+            if k:
+                out[row, :, width - k :] = getattr(entry, part)[layer][:, :k]
+        return out
+
+    n_layers = len(next(entry for entry, k in rows if k).keys)
+    return dynamic_cache([(block(i, "keys"), block(i, "values")) for i in range(n_layers)])
+
+
+def row_keys_values(cache: Any, row: int, start: int, end: int) -> tuple[list[Any], list[Any]]:
+    """Copies of one row's keys and values in columns ``start:end`` of every layer (to store in a :class:`PrefixCache`)."""
+    return ([layer.keys[row, :, start:end].clone() for layer in cache.layers],
+            [layer.values[row, :, start:end].clone() for layer in cache.layers])
+
+
+def plain_cache(cache: Any) -> bool:
+    """True for a DynamicCache of full-attention layers, whose per-row keys/values can be sliced out and spliced back."""
+    layers = getattr(cache, "layers", None)
+    return type(cache).__name__ == "DynamicCache" and bool(layers) and all(type(x).__name__ == "DynamicLayer" for x in layers)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from oreo_agents.console import console, escape
+from oreo_agents.errors import OreoError
 from oreo_agents.learning.config import MixedPrecision
 from oreo_agents.pipeline.options import ENV_WORKER_OPTIONS, EnvWorkerOptions
 
@@ -52,6 +53,18 @@ class LoopConfig(EnvWorkerOptions):
     mixed_precision: MixedPrecision = field(
         default="auto", metadata={"help": "Training precision: auto (bf16 on GPUs that support it, else fp32), no, bf16, fp16 (on a CPU without native bf16 / fp16, e.g. AVX2 only, these are emulated and several times slower: the learner warns)."}
     )
+    micro_batch_size: int = field(
+        default=4, metadata={"help": "Episodes per forward/backward when training OREO and the baselines (gradient accumulation makes up the "
+                             "batch of 8). Saved activations grow with it: 1 for long episodes on a CPU (no padding either)."}
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute activations in every training stage's backward (far less memory, ~30% slower)."}
+    )
+
+    def __post_init__(self) -> None:
+        self.check_env_workers()
+        if not isinstance(self.micro_batch_size, int) or self.micro_batch_size < 1:
+            raise OreoError(f"--micro-batch-size must be a positive integer, got {self.micro_batch_size!r}")
 
 
 @dataclass
@@ -109,8 +122,10 @@ def train_stage(cfg: LoopConfig, out: Path, *, algo: str, data: list[Path], mode
     from oreo_agents.learning import make_trainer
     from oreo_agents.learning.config import TrainConfig
 
+    overrides.setdefault("micro_batch_size", cfg.micro_batch_size)
     train_cfg = TrainConfig(algo=algo, data=[str(d) for d in data], model=model, out=str(out), seed=cfg.seed,
-                            mixed_precision=cfg.mixed_precision, lora_r=cfg.lora_r, **overrides)
+                            mixed_precision=cfg.mixed_precision, lora_r=cfg.lora_r,
+                            gradient_checkpointing=cfg.gradient_checkpointing, **overrides)
     result = make_trainer(train_cfg).train()
     keep = ("updates", "value_mean_success", "value_mean_failure", "value_auc")
     return {"run": str(out), **{k: result.get(k) for k in keep if k in result}}

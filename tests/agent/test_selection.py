@@ -124,6 +124,38 @@ def test_prefix_forward_equals_full_sequences(tiny, value):
             assert max(abs(a - b) for a, b in zip(ref, lps[g][j])) < 1e-4
 
 
+def test_value_prefix_cache_serves_growing_contexts_with_the_same_values(tiny, value):
+    # Turn by turn an agent's context grows by the chosen reply and an observation; with the cache V re-reads only that.
+    from oreo_agents.models.prefix_cache import PrefixCache
+
+    cache = PrefixCache(2**26)
+    contexts = [[5, 6, 7, 8, 9, 10, 11, 12] * 3, [13, 14, 15] * 7]
+    conts = [[[20, 21, 22], [23]], [[30, 31], [34, 35, 36]]]
+    for turn in range(3):
+        misses = cache.misses
+        before, after = selection.values_before_and_after(value, contexts, conts, 0, cache)
+        for g, ctx in enumerate(contexts):
+            assert math.isclose(_full_value(value, ctx), before[g], rel_tol=1e-4, abs_tol=1e-4)
+            for j, cont in enumerate(conts[g]):
+                assert math.isclose(_full_value(value, ctx + cont), after[g][j], rel_tol=1e-4, abs_tol=1e-4)
+        if turn:  # each context re-read only from where the previous one ended: chosen reply + observation
+            assert cache.misses - misses == 2 * (3 + 4)
+        contexts = [contexts[0] + conts[0][0] + [40, 41, 42, 43], contexts[1] + conts[1][1] + [44, 45, 46, 47]]
+    assert len(cache) == 2  # each new context superseded its episode's previous one
+
+
+def test_agent_keeps_a_value_cache_across_turns_unless_batch_invariant(tiny, value):
+    agent = _agent(tiny, value, "value")
+    first = agent.act(_turns())
+    assert agent.value_cache is not None and agent.value_cache.hits == 0 and len(agent.value_cache) == 2
+    agent.act(_turns())  # the same contexts again: served from the cache (their last token is re-fed)
+    assert agent.value_cache.hits > 0
+    again = _agent(tiny, value, "value").act(_turns())
+    assert [d.value for d in again] == pytest.approx([d.value for d in first], abs=1e-4)
+    agent.policy.backend.make_batch_invariant()
+    assert agent.value_cache is None
+
+
 def test_bad_selection_settings_are_one_line_errors(tiny):
     with pytest.raises(OreoError, match="--select value needs a value model"):
         Agent(ModelPolicy(tiny), None, select="value")
