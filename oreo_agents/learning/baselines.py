@@ -59,6 +59,7 @@ class RFTTrainer(SFTTrainer):
 class DPOTrainer(PolicyTrainer):
     algo = "dpo"
     needs_ref = True
+    rows_per_unit = 2
 
     def prepare_data(self) -> None:
         super().prepare_data()

@@ -28,6 +28,7 @@ class OREOTrainer(Trainer):
     algo = "oreo"
     needs_ref = True
     needs_full_ref = True
+    trained_models = 2
 
     def setup_models(self, total_updates: int) -> None:
         cfg = self.cfg

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from oreo_agents.console import console
+from oreo_agents.console import console, escape
 from oreo_agents.config import save_yaml
 from oreo_agents.errors import OreoError
 import oreo_agents.learning.checkpoints as C
@@ -73,6 +73,8 @@ class Trainer:
     algo = "base"
     needs_ref = False  # whether pi_ref's log-probs are cached for this algorithm
     needs_full_ref = False  # whether the full reference distribution is cached (exact KL)
+    trained_models = 1  # backbones trained side by side (OREO: policy and value)
+    rows_per_unit = 1  # sequences per training unit (DPO: a chosen/rejected pair)
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -117,6 +119,23 @@ class Trainer:
         self.rows = D.select_episodes(rows, self.algo)
         self.items = D.encode_episodes(self.rows, self.tokenizer, max_length=cfg.max_length)
         self.pad_id = int(self.tokenizer.pad_token_id)
+
+    def warn_if_memory_short(self) -> None:
+        """Say by name, before any model loads, when the longest micro-batch is estimated not to fit (learning/memory.py)."""
+        from oreo_agents.learning.memory import available_bytes, memory_warning, model_shape
+
+        shape = model_shape(self.model_path)
+        if shape is None or not self.units() or not self.acc.is_local_main_process:
+            return
+        cfg = self.cfg
+        text = memory_warning(
+            shape, rows=min(cfg.micro_batch_size, self.units()) * self.rows_per_unit,
+            length=max(self.unit_length(i) for i in range(self.units())), trained_models=self.trained_models,
+            loaded_models=self.trained_models + int(self.needs_ref), full_finetune=cfg.lora_r <= 0,
+            checkpointing=cfg.gradient_checkpointing, available=available_bytes(self.acc.device),
+        )  # fmt: skip
+        if text:
+            console.print(f"[yellow]warning[/]: {escape(text)}", soft_wrap=True)
 
     def load_reference(self) -> torch.nn.Module:
         """pi_ref, frozen, in the checkpoint's own dtype, whole on every rank (never handed to FSDP/DeepSpeed)."""
@@ -221,6 +240,7 @@ class Trainer:
         total = updates_per_epoch * cfg.epochs
         if cfg.max_steps:
             total = min(total, cfg.max_steps)
+        self.warn_if_memory_short()
         self.setup_models(total)
         for s in self.schedulers.values():
             acc.register_for_checkpointing(s)
