@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import types
 import typing
 from pathlib import Path
@@ -52,6 +53,17 @@ class FieldKind:
     multiple: bool = False
     choices: tuple[str, ...] = ()
     enum: type | None = None
+
+
+
+CACHE_ENV = "OREO_AGENTS_CACHE"
+
+
+def default_cache_root() -> Path:
+    """``$OREO_AGENTS_CACHE`` or ``~/.cache/oreo-agents``: where oreo-agents keeps what it can rebuild (converted and
+    from-scratch models under ``models/``, compiled ALFWorld games under ``alfworld-compiled/``)."""
+    base = os.environ.get(CACHE_ENV)
+    return Path(base).expanduser() if base else Path.home() / ".cache" / "oreo-agents"
 
 
 def field_kind(tp: Any) -> FieldKind:

@@ -236,3 +236,15 @@ def test_dpo_has_its_own_beta_and_refuses_oreos():
     assert build_config(TrainConfig, {"algo": "dpo", "dpo_beta": 0.2}).dpo_beta == 0.2
     with pytest.raises(ConfigError, match="--beta 0.1 is OREO's KL strength and does nothing for --algo dpo: set --dpo-beta"):
         build_config(TrainConfig, {"algo": "dpo", "beta": 0.1})
+
+
+def test_every_rebuildable_cache_follows_OREO_AGENTS_CACHE(monkeypatch, tmp_path):
+    from oreo_agents.config import default_cache_root
+    from oreo_agents.envs.alfworld.compiled import default_compiled_dir
+    from oreo_agents.models.loading import default_cache_dir
+
+    monkeypatch.setenv("OREO_AGENTS_CACHE", str(tmp_path))
+    assert (default_cache_root(), default_cache_dir(), default_compiled_dir()) == (
+        tmp_path, tmp_path / "models", tmp_path / "alfworld-compiled")
+    monkeypatch.delenv("OREO_AGENTS_CACHE")
+    assert default_cache_dir() == default_cache_root() / "models" and ".cache" in str(default_cache_dir())

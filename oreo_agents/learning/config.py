@@ -83,7 +83,7 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "Seed for shuffling and initialisation."})
     split: str = field(default="", metadata={"help": "Use only episodes of this split (e.g. train); empty = all."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model folders with custom code (off: only trust code you have read)."})
-    model_cache: str = field(default="", metadata={"help": "Where tiny/small/smollm2 models are built (default ~/.cache/oreo-agents/models)."})
+    model_cache: str = field(default="", metadata={"help": "Where tiny/small/smollm2 models are built (default $OREO_AGENTS_CACHE/models, else ~/.cache/oreo-agents/models)."})
     plot: bool = field(default=True, metadata={"help": "Write metrics.png at the end."})
     trust_checkpoint_pickles: bool = field(
         default=False,

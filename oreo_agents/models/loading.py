@@ -172,7 +172,10 @@ def convert_smollm2(out_dir: Path) -> Path:
 
 
 def default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "oreo-agents" / "models"
+    """``$OREO_AGENTS_CACHE/models`` or ``~/.cache/oreo-agents/models``."""
+    from oreo_agents.config import default_cache_root
+
+    return default_cache_root() / "models"
 
 
 def resolve_model(spec: str, *, cache_dir: Path | None = None, texts: Iterable[str] | None = None) -> Path:

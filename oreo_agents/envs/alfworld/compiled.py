@@ -34,19 +34,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from oreo_agents.config import default_cache_root
 from oreo_agents.errors import OreoError
 
 # Bump by hand whenever what is stored, or how engine.py derives it, changes: old files are then recompiled.
 FORMAT = 1
-CACHE_ENV = "OREO_AGENTS_CACHE"
 SUBDIR = "alfworld-compiled"
 DISABLED = ("none", "off", "false", "no", "0")
-
-
-def default_cache_root() -> Path:
-    """``$OREO_AGENTS_CACHE`` or ``~/.cache/oreo-agents``: where oreo-agents keeps what it can rebuild."""
-    base = os.environ.get(CACHE_ENV)
-    return Path(base).expanduser() if base else Path.home() / ".cache" / "oreo-agents"
 
 
 def default_compiled_dir() -> Path:
