@@ -6,7 +6,9 @@ point at other games, and new weights may have been saved into the same ``--mode
 - ``env_data_sha256``: a hash of the tasks the env will play, in plan order (ALFWorld: each game file's bytes; math:
   each problem; web shop: the catalog and instructions; any env: what its ``data_fingerprint()`` returns);
 - ``model_weights_sha256`` (and ``value_weights_sha256``): a hash of every file at the top of the model folder
-  (weights, config, tokenizer), each file's own sha256 combined in name order.
+  (weights, config, tokenizer), each file's own sha256 combined in name order;
+- ``base_weights_sha256``: for a LoRA adapter folder (``--policy runs/x/policy-adapter``), the same hash of its base
+  model folder (``base_model_name_or_path``): the adapter alone does not decide the samples.
 
 Hashing a 15 GB checkpoint takes a while, so per-file digests are cached in ``<out>/.locks/digests.json`` by
 (path, size, mtime): an untouched folder is not read again on resume; any rewrite changes the mtime and is re-hashed.
@@ -21,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-FINGERPRINT_KEYS = ("env_data_sha256", "model_weights_sha256", "value_weights_sha256")
+FINGERPRINT_KEYS = ("env_data_sha256", "model_weights_sha256", "value_weights_sha256", "base_weights_sha256")
 _CHUNK = 1 << 20
 
 

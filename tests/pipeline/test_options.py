@@ -67,3 +67,35 @@ def test_env_options_make_builds_the_env_with_a_split_override_and_its_expert():
         env.close()
     with pytest.raises(OreoError, match="--games-root is not an option of env"):
         EnvOptions(env="math", games_root="x").make()
+
+
+def test_an_adapter_policy_fingerprints_its_base_model_too(tmp_path):
+    import json
+
+    from oreo_agents.pipeline.collect import fingerprint_settings
+    from oreo_agents.recording.fingerprints import DigestCache
+
+    class NoData:  # an env whose data cannot be seen: only the weights are hashed
+        def close(self):
+            pass
+
+    base, adapter = tmp_path / "base", tmp_path / "policy-adapter"
+    base.mkdir()
+    adapter.mkdir()
+    (base / "config.json").write_text("{}")
+    (base / "model.safetensors").write_bytes(b"base weights")
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    (adapter / "adapter_model.safetensors").write_bytes(b"lora weights")
+    cfg = CollectConfig(env="math", policy=str(adapter))
+
+    def fingerprint():
+        return fingerprint_settings(cfg, {}, NoData, DigestCache(None))
+
+    first = fingerprint()
+    assert set(first) == {"model_weights_sha256", "base_weights_sha256"}
+    (base / "model.safetensors").write_bytes(b"new base weights")  # the adapter is untouched
+    second = fingerprint()
+    assert second["model_weights_sha256"] == first["model_weights_sha256"]
+    assert second["base_weights_sha256"] != first["base_weights_sha256"]
+    cfg_full = CollectConfig(env="math", policy=str(base))  # a complete model folder: no base key
+    assert set(fingerprint_settings(cfg_full, {}, NoData, DigestCache(None))) == {"model_weights_sha256"}
