@@ -60,11 +60,16 @@ class LoopConfig(EnvWorkerOptions):
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute activations in every training stage's backward (far less memory, ~30% slower)."}
     )
+    save_steps: int = field(
+        default=50, metadata={"help": "Checkpoint every N updates in every training stage: a killed stage resumes from its last checkpoint."}
+    )
 
     def __post_init__(self) -> None:
         self.check_env_workers()
-        if not isinstance(self.micro_batch_size, int) or self.micro_batch_size < 1:
-            raise OreoError(f"--micro-batch-size must be a positive integer, got {self.micro_batch_size!r}")
+        for name in ("micro_batch_size", "save_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise OreoError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
 
 
 @dataclass
@@ -125,7 +130,7 @@ def train_stage(cfg: LoopConfig, out: Path, *, algo: str, data: list[Path], mode
     overrides.setdefault("micro_batch_size", cfg.micro_batch_size)
     train_cfg = TrainConfig(algo=algo, data=[str(d) for d in data], model=model, out=str(out), seed=cfg.seed,
                             mixed_precision=cfg.mixed_precision, lora_r=cfg.lora_r,
-                            gradient_checkpointing=cfg.gradient_checkpointing, **overrides)
+                            gradient_checkpointing=cfg.gradient_checkpointing, save_steps=cfg.save_steps, **overrides)
     result = make_trainer(train_cfg).train()
     keep = ("updates", "value_mean_success", "value_mean_failure", "value_auc")
     return {"run": str(out), **{k: result.get(k) for k in keep if k in result}}

@@ -23,18 +23,21 @@ def test_micro_batch_and_checkpointing_reach_oreo_and_baselines_but_sft_keeps_it
 
     monkeypatch.setattr("oreo_agents.learning.make_trainer", Recorder)
     cfg = CompareConfig(out=str(tmp_path / "runs"), datasets=str(tmp_path / "data"), micro_batch_size=1,
-                        gradient_checkpointing=True, sft_batch_size=4)
+                        gradient_checkpointing=True, sft_batch_size=4, save_steps=5)
     stages.train_stage(cfg, tmp_path / "oreo", algo="oreo", data=[tmp_path / "d"], model="tiny")
     baseline_stage(cfg, "rft", "tiny", tmp_path / "d")
     stages.sft_stage(cfg, tmp_path / "expert")
     oreo, rft, sft = seen
     assert (oreo.micro_batch_size, rft.micro_batch_size, sft.micro_batch_size) == (1, 1, 4)
     assert oreo.gradient_checkpointing and rft.gradient_checkpointing and sft.gradient_checkpointing
+    assert oreo.save_steps == rft.save_steps == sft.save_steps == 5
 
 
 @pytest.mark.parametrize("bad", [0, -2])
 def test_bad_micro_batch_is_refused_by_name(bad: int):
     with pytest.raises(OreoError, match="--micro-batch-size"):
         CompareConfig(micro_batch_size=bad)
+    with pytest.raises(OreoError, match="--save-steps"):
+        CompareConfig(save_steps=bad)
     with pytest.raises(OreoError, match="--env-workers"):
         CompareConfig(env_workers=-1)
