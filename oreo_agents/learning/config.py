@@ -66,8 +66,8 @@ class TrainConfig:
     max_length: int = field(default=1024, metadata={"help": "Tokens per episode; longer episodes keep whole replies up to this length."})
     mixed_precision: MixedPrecision = field(
         default="auto",
-        metadata={"help": "Compute dtype (weights and Adam states stay fp32 whatever the checkpoint's dtype): auto = bf16 on GPUs "
-                  "that support it, fp32 elsewhere."},
+        metadata={"help": "Compute dtype (weights and Adam states stay fp32 whatever the checkpoint's dtype): auto = bf16 where "
+                  "it is native (GPUs that support it; CPUs with AVX512-BF16 / AMX), fp32 elsewhere (emulated bf16 is slower)."},
     )
     save_dtype: Literal["float32", "bfloat16"] = field(
         default="float32",

@@ -44,9 +44,7 @@ def make_accelerator(mixed_precision: str):
 
     # accelerate warns on every checkpoint that tied embeddings are stored once; that is expected, not news.
     logging.getLogger("accelerate").setLevel(logging.ERROR)
-    mp = mixed_precision
-    if mp == "auto":
-        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    mp = auto_precision() if mixed_precision == "auto" else mixed_precision
     if torch.cuda.is_available():
         return Accelerator(mixed_precision=mp)
     warn_slow_cpu_precision(mp)
@@ -70,6 +68,14 @@ def cpu_has_native(mp: str) -> bool | None:
         return None
 
 
+def auto_precision() -> str:
+    """``--mixed-precision auto``: bf16 where it is native (a CUDA GPU that supports it, or a CPU whose oneDNN computes
+    bf16 natively: AVX512-BF16 / AMX), else fp32 (``"no"``): emulated bf16 is several times slower than fp32."""
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if cpu_has_native("bf16") else "no"
+
+
 def warn_slow_cpu_precision(mp: str) -> None:
     """bf16 / fp16 autocast on a CPU without native support is emulated: on an AVX2 CPU a 512 x 576 x 49152 matmul took
     45 s in bf16 against 8 s in fp32 (SmolLM2's lm_head; benchmarks/README.md). Training still runs, so say so by name."""
@@ -78,7 +84,7 @@ def warn_slow_cpu_precision(mp: str) -> None:
 
         console.print(f"[yellow]warning[/]: --mixed-precision {mp} on a CPU without native {mp} "
                       f"({torch.backends.cpu.get_cpu_capability()}): it is emulated, several times slower than fp32 here; "
-                      "use --mixed-precision no (auto picks fp32 on a CPU)", soft_wrap=True)
+                      "use --mixed-precision auto (fp32 here)", soft_wrap=True)
 
 
 def _switch_to_fsdp_on_cpu(acc, mp: str) -> None:

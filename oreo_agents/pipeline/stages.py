@@ -51,7 +51,7 @@ class LoopConfig(EnvWorkerOptions):
     rounds: int = field(default=1, metadata={"help": "OREO rounds: each collects with the current policy, then trains again."})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank for every training stage (0 = full fine-tuning, as the paper)."})
     mixed_precision: MixedPrecision = field(
-        default="auto", metadata={"help": "Training precision: auto (bf16 on GPUs that support it, else fp32), no, bf16, fp16 (on a CPU without native bf16 / fp16, e.g. AVX2 only, these are emulated and several times slower: the learner warns)."}
+        default="auto", metadata={"help": "Training precision: auto (bf16 where it is native: GPUs that support it, CPUs with AVX512-BF16 / AMX; else fp32), no, bf16, fp16 (on a CPU without native bf16 / fp16, e.g. AVX2 only, these are emulated and several times slower: the learner warns)."}
     )
     micro_batch_size: int = field(
         default=4, metadata={"help": "Episodes per forward/backward when training OREO and the baselines (gradient accumulation makes up the "

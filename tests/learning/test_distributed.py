@@ -246,3 +246,20 @@ def test_deepspeed_gather_writes_fp32_masters_with_tied_weights(monkeypatch, tmp
     dist.save_causal_lm(config, sd, tmp_path / "policy", dtype=torch.float32)
     reloaded = load_policy(tmp_path / "policy")
     assert torch.equal(reloaded.model.embed_tokens.weight, sd["model.embed_tokens.weight"])
+
+
+def test_auto_precision_is_bf16_only_where_native(monkeypatch, capsys):
+    import oreo_agents.learning.distributed as dist
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(dist, "cpu_has_native", lambda mp: False)  # AVX2 only (this machine: emulated, ~5x slower)
+    assert dist.auto_precision() == "no"
+    dist.warn_slow_cpu_precision("bf16")
+    assert "--mixed-precision bf16 on a CPU without native bf16" in " ".join(capsys.readouterr().out.split())
+    monkeypatch.setattr(dist, "cpu_has_native", lambda mp: True)  # AVX512-BF16 / AMX
+    assert dist.auto_precision() == "bf16"
+    dist.warn_slow_cpu_precision("bf16")
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # e.g. a V100
+    assert dist.auto_precision() == "no"
