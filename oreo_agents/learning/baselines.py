@@ -17,6 +17,7 @@ import torch
 import oreo_agents.learning.data as D
 import oreo_agents.learning.losses as L
 from oreo_agents.learning.trainer import Trainer, apply_lora
+from oreo_agents.learning.vocab_chunks import logprobs_and_kl
 
 
 class PolicyTrainer(Trainer):
@@ -27,10 +28,15 @@ class PolicyTrainer(Trainer):
         policy = apply_lora(self.load_policy_for_training(), self.cfg)
         self.prepare_trainable("policy", policy, {"policy": (policy, self.cfg.learning_rate)}, total_updates)
 
-    def policy_logprobs(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
-        """State-aligned log-probs of the batch's taken tokens under the trained policy (one forward, with gradient)."""
-        logits = self.models["policy"](input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False).logits
-        return D.token_logprobs(logits, b["input_ids"])
+    def policy_logprobs(self, b: dict[str, torch.Tensor], *, actions_only: bool = True) -> torch.Tensor:
+        """State-aligned log-probs of the batch's taken tokens under the trained policy (one forward, with gradient);
+        ``actions_only``: exact at action states (``b["mask"]``), 0 elsewhere, and only those logits are computed."""
+        columns = self.logit_columns(b["mask"]) if actions_only else None
+        keep = {} if columns is None else {"logits_to_keep": columns}
+        logits = self.models["policy"](input_ids=b["input_ids"], attention_mask=b["attention_mask"], use_cache=False, **keep).logits
+        if columns is None:
+            return D.token_logprobs(logits, b["input_ids"])
+        return logprobs_and_kl(logits, b["input_ids"], columns=columns)[0]
 
     def save_models(self, out: Path) -> None:
         self.save_policy(out, self.gathered_weights())
@@ -41,7 +47,7 @@ class SFTTrainer(PolicyTrainer):
 
     def micro_step(self, idx: list[int], weight: float) -> dict[str, float]:
         b = self.batch(idx)
-        logp = self.policy_logprobs(b)
+        logp = self.policy_logprobs(b, actions_only=self.cfg.observation_loss_weight == 0)  # else every token is read
         loss = L.sft_loss(logp, L.sft_token_weights(b["mask"], b["attention_mask"], self.cfg.observation_loss_weight))
         self.acc.backward(loss * weight)
         metrics = {"loss": float(loss.detach()), "return": float(b["rewards"].mean()), "tokens": float(b["attention_mask"].sum())}

@@ -197,8 +197,10 @@ class PolicyAndValue(nn.Module):
             if hasattr(m, "tie_weights"):
                 m.tie_weights()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, policy: bool = True, value: bool = True):
-        out = self.policy(input_ids=input_ids, attention_mask=attention_mask, use_cache=False) if policy else None
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, policy: bool = True, value: bool = True,
+                logits_to_keep: torch.Tensor | None = None):
+        keep = {} if logits_to_keep is None else {"logits_to_keep": logits_to_keep}
+        out = self.policy(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **keep) if policy else None
         values = self.value(input_ids, attention_mask) if value else None
         return out, values
 

@@ -11,9 +11,10 @@ backward, measured with ``saved_tensors_hooks`` in ``benchmarks/memory_estimate.
     outside the layers, per token (once):  4 B x V x 1.5   (LM head side: logits, log-softmax chunks, exact KL;
                                             measured 1.23 x for SmolLM2, 1.68 x for Qwen2.5-1.5B)
 
-plus every loaded model's fp32 weights (and the gradients + Adam states of fully fine-tuned ones). It is a lower bound:
-transients (the logits' gradient, a layer's backward, the allocator's slack) come on top, so the warning fires at 90%
-of what is available, says it is an estimate, and training goes on.
+plus every loaded model's fp32 weights (and the gradients + Adam states of fully fine-tuned ones). It is an estimate:
+transients (a layer's backward, the allocator's slack) come on top, while the LM-head side is counted for every token
+though the trainers project only the action states when the model takes ``logits_to_keep``. So the warning fires at
+90% of what is available, says it is an estimate, and training goes on.
 """
 
 from __future__ import annotations

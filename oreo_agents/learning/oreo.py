@@ -48,11 +48,12 @@ class OREOTrainer(Trainer):
     def losses(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """(L_V, L_pi + alpha * L_reg, metrics) of one batch."""
         cfg = self.cfg
-        out, values = self.models["policy_value"](b["input_ids"], b["attention_mask"])
+        columns = self.logit_columns(b["mask"])  # every loss reads log-probs at action states only
+        out, values = self.models["policy_value"](b["input_ids"], b["attention_mask"], logits_to_keep=columns)
         # Taken-token log-probs and, for L_reg, the exact per-state KL (losses.exact_kl) in one pass over chunks of
         # positions: no [B, T, V] fp32 tensor (vocab_chunks).
         ref_full = self.ref_full(b) if cfg.kl_alpha > 0 else None
-        logp, kl_states = logprobs_and_kl(out.logits, b["input_ids"], b["mask"], ref_full)
+        logp, kl_states = logprobs_and_kl(out.logits, b["input_ids"], b["mask"], ref_full, columns=columns)
         loss_v, loss_pi, kl, value_mask = oreo_losses(logp, kl_states, values, b, level=cfg.loss_level, beta=cfg.beta,
                                                       kl_alpha=cfg.kl_alpha)  # fmt: skip
         mask = b["mask"]

@@ -17,6 +17,7 @@ and run in ``train()`` mode; every backend (DDP, FSDP2, DeepSpeed) prepares one 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import shutil
@@ -35,6 +36,7 @@ import oreo_agents.learning.data as D
 import oreo_agents.learning.distributed as dist
 from oreo_agents.learning.config import REF_CACHE_AUTO_GB, REF_CACHE_MAX_GB, TrainConfig
 from oreo_agents.learning.metrics import MetricsLog, Panel, plot_metrics
+from oreo_agents.learning.vocab_chunks import logit_columns
 from oreo_agents.models.loading import PRESETS, load_policy, load_tokenizer, resolve_model
 from oreo_agents.recording.dataset import load_episode_rows
 
@@ -179,6 +181,12 @@ class Trainer:
         if self.ref_model is None:
             del reference  # only the cache is needed from here on
 
+    def logit_columns(self, mask: torch.Tensor) -> torch.Tensor | None:
+        """The positions whose logits a loss over the state-aligned ``mask`` reads (None: all, e.g. the model cannot
+        restrict them). Action states are ~15-25% of an agent episode's tokens: the LM head's matmul and the
+        ``[tokens, vocab]`` logits and their gradient shrink by as much."""
+        return logit_columns(mask) if getattr(self, "keeps_logit_columns", False) else None
+
     def batch(self, idx: list[int]) -> dict[str, torch.Tensor]:
         b = D.collate([self.items[i] for i in idx], pad_id=self.pad_id, ref=self.ref)
         return {k: v.to(self.acc.device) for k, v in b.items()}
@@ -194,9 +202,12 @@ class Trainer:
         else:
             model = self.policy_module()
             adapters_off = model.disable_adapter()
+        columns = self.logit_columns(batch["mask"])
+        keep = {} if columns is None else {"logits_to_keep": columns}
         with torch.no_grad(), adapters_off, self.acc.autocast():
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-        return torch.log_softmax(logits[batch["mask"].bool()].float(), dim=-1)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False, **keep).logits
+        mask = batch["mask"].bool() if columns is None else batch["mask"][:, columns].bool()
+        return torch.log_softmax(logits[mask].float(), dim=-1)
 
     def update_indices(self, step: int, updates_per_epoch: int) -> tuple[int, list[int]]:
         """(epoch, this process's units) for update ``step``: a seeded permutation per epoch, sharded by rank."""
@@ -321,6 +332,9 @@ class Trainer:
     def load_policy_for_training(self) -> torch.nn.Module:
         """The policy with fp32 master weights whatever the checkpoint's dtype, in train mode."""
         policy = load_policy(self.model_path, dtype=torch.float32, trust_remote_code=self.cfg.trust_remote_code)
+        # transformers' causal LMs take logits_to_keep (a 1-D tensor: these positions): the LM head then projects only
+        # the states the losses read. A model without it (custom code) computes every position's logits.
+        self.keeps_logit_columns = "logits_to_keep" in inspect.signature(policy.forward).parameters
         if self.cfg.gradient_checkpointing:
             dist.enable_gradient_checkpointing(policy)
         return dist.train_mode(policy)

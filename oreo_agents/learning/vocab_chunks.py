@@ -88,12 +88,20 @@ def _flat(logits: torch.Tensor) -> torch.Tensor:
     return logits.reshape(-1, logits.shape[-1])  # a view for the contiguous logits a model returns
 
 
+def logit_columns(mask: torch.Tensor) -> torch.Tensor | None:
+    """The columns (positions) where some row of the state-aligned ``mask`` is set: what the losses read, so the model
+    need only project those onto the vocabulary (``logits_to_keep``). None when no state is set (then all are kept)."""
+    cols = mask.bool().any(0).nonzero().squeeze(1)
+    return cols if len(cols) else None
+
+
 def logprobs_and_kl(
     logits: torch.Tensor,
     input_ids: torch.Tensor,
     mask: torch.Tensor | None = None,
     ref_logp: torch.Tensor | None = None,
     *,
+    columns: torch.Tensor | None = None,
     chunk_elements: int = CHUNK_ELEMENTS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(``logp``, ``kl``), both ``[B, T]`` and state-aligned:
@@ -102,19 +110,34 @@ def logprobs_and_kl(
     - ``kl[:, t] = KL(pi(.|s_t) || pi_ref(.|s_t))`` exactly over the vocabulary where ``mask`` is set, else 0.
       ``ref_logp`` is ``[N, V]`` reference log-probs (any float dtype, e.g. the cache's float16) of the ``N`` masked
       states in ``mask.bool()`` row-major order. Without ``mask``/``ref_logp`` the KL is all 0.
+
+    With ``columns`` (sorted positions, :func:`logit_columns`) the logits are ``[B, len(columns), V]``, the model's
+    output for ``logits_to_keep=columns``: both results are exact there and 0 (no gradient) at every other column.
     """
-    B, T, V = logits.shape
-    targets = torch.nn.functional.pad(input_ids[:, 1:], (0, 1)).reshape(-1)  # the last column's target is a dummy
+    B, T = input_ids.shape
+    V = logits.shape[-1]
+    if columns is None:
+        columns = torch.arange(T, device=input_ids.device)
+        targets = torch.nn.functional.pad(input_ids[:, 1:], (0, 1))  # the last column's target is a dummy
+    else:
+        if int(columns[-1]) >= T - 1:
+            raise ValueError(f"column {int(columns[-1])} has no next token (sequence length {T})")
+        targets = input_ids[:, columns + 1]
+    if logits.shape[:2] != (B, len(columns)):
+        raise ValueError(f"logits {tuple(logits.shape)} for {B} rows x {len(columns)} columns")
     ref_row = None
     if ref_logp is not None:
         assert mask is not None
-        on = mask.reshape(-1).bool()
+        on = mask[:, columns].reshape(-1).bool()  # row-major over the kept columns = row-major over all of them
         ref_row = torch.where(on, on.long().cumsum(0) - 1, -1)
-        if int(on.sum()) != ref_logp.shape[0]:
-            raise ValueError(f"ref_logp has {ref_logp.shape[0]} rows for {int(on.sum())} masked states")
-    logp, kl = _LogprobsAndKL.apply(_flat(logits), targets, ref_logp, ref_row, rows_per_chunk(V, chunk_elements))
-    last = torch.arange(T, device=logits.device) < T - 1
-    return logp.view(B, T) * last, kl.view(B, T)  # the last column: 0, and no gradient
+        if int(on.sum()) != ref_logp.shape[0] or int(on.sum()) != int(mask.bool().sum()):
+            raise ValueError(f"ref_logp has {ref_logp.shape[0]} rows for {int(mask.bool().sum())} masked states")
+    logp, kl = _LogprobsAndKL.apply(_flat(logits), targets.reshape(-1), ref_logp, ref_row, rows_per_chunk(V, chunk_elements))
+    logp, kl = logp.view(B, -1), kl.view(B, -1)
+    if len(columns) == T:
+        last = torch.arange(T, device=logits.device) < T - 1
+        return logp * last, kl  # the last column: 0, and no gradient
+    return logp.new_zeros(B, T).index_copy(1, columns, logp), kl.new_zeros(B, T).index_copy(1, columns, kl)
 
 
 def chosen_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, *, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:

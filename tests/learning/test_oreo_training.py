@@ -83,3 +83,30 @@ def test_first_bf16_update_of_mixed_provenance_data(mixed_dataset: Path, tmp_pat
     assert sum(it["truncated"] for it in trainer.items) == 1
     assert max(max(it["input_ids"]) for it in trainer.items) < len(trainer.tokenizer)
     assert "re-tokenized" in capsys.readouterr().out.replace("\n", "")
+
+
+@pytest.mark.parametrize("algo", ["oreo", "sft", "dpo"])
+def test_logits_at_action_states_only_train_exactly_like_all_logits(algo: str, mixed_dataset: Path, tmp_path: Path):
+    """The LM head projects only the columns the losses read (logits_to_keep): same losses and gradients as every
+    position's logits, with the exact KL (alpha > 0) and the reference recomputed online."""
+    import torch
+
+    tr = make_trainer(cfg(mixed_dataset, tmp_path / "run", tmp_path / "cache", algo=algo, ref_distributions="online"))
+    tr.prepare_data()
+    tr.setup_models(1)
+    assert tr.keeps_logit_columns  # a transformers Llama takes logits_to_keep
+    units = list(range(min(tr.units(), 2)))
+    model = next(iter(tr.models.values()))
+    results = []
+    for keep in (False, True):
+        tr.keeps_logit_columns = keep
+        model.zero_grad(set_to_none=True)
+        metrics = tr.micro_step(units, 1.0)
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((metrics, grads))
+    (m_all, g_all), (m_cols, g_cols) = results
+    for k in m_all:
+        assert m_cols[k] == pytest.approx(m_all[k], rel=1e-5, abs=1e-6), k
+    assert g_all.keys() == g_cols.keys() and g_all
+    for n in g_all:
+        torch.testing.assert_close(g_cols[n], g_all[n], rtol=1e-4, atol=1e-6)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from oreo_agents.learning import losses as L
-from oreo_agents.learning.vocab_chunks import chosen_logprobs, log_softmax_rows, logprobs_and_kl
+from oreo_agents.learning.vocab_chunks import chosen_logprobs, log_softmax_rows, logit_columns, logprobs_and_kl
 
 B, T, V = 3, 7, 50
 SMALL = 2 * V  # two positions per chunk: every row boundary case is crossed
@@ -73,6 +73,33 @@ def test_log_probs_and_exact_kl_match_the_whole_vocabulary_expressions(dtype):
     ref_full = full.clone()
     ref_full[mask.bool()] = ref.to(dtype)
     assert L.per_sequence_mean(kl, mask).item() == pytest.approx(L.kl_regulariser(full, ref_full, mask).item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_logits_of_the_masked_columns_only_give_the_same_results_there(dtype):
+    # What a model returns for logits_to_keep=columns: the full logits' columns. Results at the masked states (and their
+    # gradients) must equal the full computation's, and every other column is 0 without gradient.
+    ids, mask = _ids(), torch.zeros(B, T)
+    mask[0, 1:3] = 1
+    mask[2, [3, 5]] = 1
+    columns = logit_columns(mask)
+    assert columns.tolist() == [1, 2, 3, 5]
+    ref = torch.log_softmax(torch.randn(int(mask.sum()), V, generator=torch.Generator().manual_seed(3)), -1).half()
+    w = torch.randn(B, T, generator=torch.Generator().manual_seed(4), dtype=dtype)
+    full, part = _logits(dtype), _logits(dtype).detach()[:, columns].requires_grad_(True)
+    logp, kl = logprobs_and_kl(full, ids, mask, ref, chunk_elements=SMALL)
+    logp_c, kl_c = logprobs_and_kl(part, ids, mask, ref, columns=columns, chunk_elements=SMALL)
+    dropped = [t for t in range(T) if t not in columns.tolist()]
+    tol_v, tol_g = TOL[dtype]
+    torch.testing.assert_close(logp_c[:, columns], logp[:, columns], rtol=tol_v, atol=tol_v)  # every row, kept columns
+    torch.testing.assert_close(kl_c, kl, rtol=tol_v, atol=tol_v)  # 0 off the mask in both
+    assert logp_c[:, dropped].abs().max() == 0
+    ((logp * mask * w).sum() + (kl * w).sum()).backward()
+    ((logp_c * mask * w).sum() + (kl_c * w).sum()).backward()
+    torch.testing.assert_close(part.grad, full.grad[:, columns], rtol=tol_g, atol=tol_g)
+    assert logit_columns(torch.zeros(B, T)) is None
+    with pytest.raises(ValueError, match="no next token"):
+        logprobs_and_kl(_logits()[:, -1:], ids, columns=torch.tensor([T - 1]))
 
 
 def test_reference_rows_must_match_the_masked_states():
