@@ -25,6 +25,7 @@ from oreo_agents.envs.core import task_reset_options
 from oreo_agents.errors import OreoError
 from oreo_agents.pipeline.options import (
     ENV_WORKER_OPTIONS,
+    RAY_OPTIONS,
     AgentOptions,
     EnvOptions,
     EnvWorkerOptions,
@@ -87,7 +88,7 @@ class CollectConfig(RayOptions, EnvWorkerOptions, SamplingOptions, AgentOptions,
 
 # Settings that do not change what an episode contains, so a resume may change them.
 _NOT_CONTENT = {"episodes", "num_envs", "out", "resume", "shard_size", "device", *ENV_WORKER_OPTIONS}
-_NOT_CONTENT |= {"ray_address", "workers", "gpus_per_worker"}  # where collectors run (pipeline/ray_runner.py)
+_NOT_CONTENT |= set(RAY_OPTIONS)  # where collectors run (pipeline/ray_runner.py)
 
 
 # Settings that name files or folders: stored resolved, compared resolved (./x/ and /abs/x are the same folder).

@@ -201,6 +201,7 @@ class EnvWorkerOptions:
 
 
 ENV_WORKER_OPTIONS = ("env_workers", "env_timeout", "env_restarts")
+RAY_OPTIONS = ("ray_address", "workers", "gpus_per_worker", "ray_stall_timeout")  # where collectors run, not what they play
 
 
 def is_model_policy(policy: str) -> bool:
@@ -225,11 +226,16 @@ class RayOptions:
         "Ray actors with --ray-address, each playing a disjoint share of the episodes into the same --out."))
     gpus_per_worker: float | None = field(default=None, metadata=_help(
         "GPUs each Ray actor reserves (default: 1 for a model policy on a cluster with GPUs, else 0)."))
+    ray_stall_timeout: float = field(default=1800.0, metadata=_help(
+        "collect: seconds a Ray worker may go without finishing an env step before it is killed and its share "
+        "restarts on a fresh actor (a hung model call or env; 0 = wait forever)."))
 
     def check_ray_options(self) -> None:
         """``workers`` positive, ``gpus_per_worker`` non-negative, both only meaningful with ``ray_address``."""
         if not isinstance(self.workers, int) or self.workers < 1:
             raise OreoError(f"--workers must be a positive integer, got {self.workers!r}")
+        if not self.ray_stall_timeout >= 0:
+            raise OreoError(f"--ray-stall-timeout must be 0 (never) or a number of seconds, got {self.ray_stall_timeout!r}")
         if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
             raise OreoError(f"--gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
         if self.ray_address is None and (self.workers != 1 or self.gpus_per_worker is not None):

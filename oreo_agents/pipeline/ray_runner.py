@@ -150,6 +150,7 @@ class _Pool:
                                                        max_task_retries=0, max_concurrency=2)
         self.actors: dict[int, Any] = {}
         self.retries = dict.fromkeys(range(self.n), 0)
+        self.killed: dict[int, str] = {}  # share -> why the driver killed its actor (reported when its run fails)
         self._cwd = os.getcwd()
 
     def actor(self, share: int) -> Any:
@@ -183,12 +184,19 @@ class _Pool:
             if poll is not None:
                 poll()
 
+    def kill(self, i: int, why: str) -> None:
+        """Kill share ``i``'s actor (its pending run then fails and the share restarts, as if it had died)."""
+        if i in self.actors:
+            self.killed[i] = why
+            self.ray.kill(self.actors[i], no_restart=True)
+
     def _replace(self, i: int, exc: BaseException, submit: Callable[[Any, int], Any]) -> Any:
         self.retries[i] += 1
+        why = self.killed.pop(i, None) or f"died ({_first_line(exc)})"
         if self.retries[i] > ACTOR_RETRIES:
-            raise OreoError(f"Ray worker {i} of {self.n} died {self.retries[i]} times ({_first_line(exc)}); rerun the "
-                            "same command to resume (finished episodes are kept)")
-        console.print(f"[yellow]warning:[/] Ray worker {i} of {self.n} died ({escape(_first_line(exc))}); its share "
+            raise OreoError(f"Ray worker {i} of {self.n} {why}, {self.retries[i]} times; rerun the same command to "
+                            "resume (finished episodes are kept)")
+        console.print(f"[yellow]warning:[/] Ray worker {i} of {self.n} {escape(why)}; its share "
                       f"restarts on a fresh actor (try {self.retries[i]} of {ACTOR_RETRIES})", soft_wrap=True)
         dead = self.actors.pop(i, None)
         if dead is not None:
@@ -270,30 +278,46 @@ def merge_summaries(summaries: list[Any], seconds: float) -> Any:
 class _CollectProgress:
     """The driver's one progress bar over all shares (polled from the actors once a second)."""
 
-    def __init__(self, pool: _Pool, bar: Any) -> None:
+    def __init__(self, pool: _Pool, bar: Any, stall_timeout: float = 0.0) -> None:
         self.pool, self.bar, self.started = pool, bar, time.perf_counter()
         self.first: dict[int, dict[str, Any]] = {}  # each share's first report (its plan and what was already there)
         self.last: dict[int, dict[str, Any]] = {}
+        self.stall_timeout = stall_timeout
+        self.moved: dict[int, tuple[Any, float]] = {}  # share -> (its last step count, when it last changed)
         self._shown = False
 
-    def poll(self) -> None:
+    def poll(self, done: Any = ()) -> None:
         from oreo_agents.recording.collect import CollectSummary
 
+        now = time.perf_counter()
         for i, state in self.pool.call_all("progress", timeout=0.5).items():
             if state:
                 self.first.setdefault(i, state)
                 self.last[i] = state
+                if self.moved.get(i, (None, 0.0))[0] != state["steps"]:
+                    self.moved[i] = (state["steps"], now)
+        self.kill_stalled(now, done)
         if len(self.first) < self.pool.n:
             return  # shown once every share has planned (an actor may wait for resources)
         if not self._shown:
             self.bar.start(sum(s["planned"] for s in self.first.values()), sum(s["skipped"] for s in self.first.values()))
             self._shown = True
-        summary = CollectSummary(seconds=time.perf_counter() - self.started)
+        summary = CollectSummary(seconds=now - self.started)
         for i, s in self.last.items():  # a restarted share counts what its dead actor committed as done
             summary.recorded += s["skipped"] + s["recorded"] - self.first[i]["skipped"]
             summary.successes += s["successes"]
             summary.steps += s["steps"]
         self.bar.update(summary)
+
+    def kill_stalled(self, now: float, done: Any) -> None:
+        """Kill the actor of every unfinished share whose step count has not moved for ``stall_timeout`` seconds since
+        it first reported (after its model loaded): a hung model call or env that no exception will ever end."""
+        if self.stall_timeout <= 0:
+            return
+        for i, (_, since) in list(self.moved.items()):
+            if i not in done and now - since > self.stall_timeout:
+                self.pool.kill(i, f"made no progress for {now - since:.0f} s (--ray-stall-timeout {self.stall_timeout:g})")
+                del self.moved[i]  # its fresh actor starts a new clock with its first report
 
 
 def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any], *,
@@ -325,7 +349,7 @@ def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any], *
         with _Cluster(cfg, cpus_per_worker=cpus) as ray:
             pool = _Pool(ray, CollectWorker, cfg, num_cpus=cpus,
                          num_gpus=gpus_per_worker(cfg, ray, needs_model=bool(cfg.model_dir)))
-            progress = _CollectProgress(pool, bar)
+            progress = _CollectProgress(pool, bar, stall_timeout=float(getattr(cfg, "ray_stall_timeout", 0) or 0))
             runs: dict[int, Any] = {}
 
             def submit(actor: Any, i: int) -> Any:
@@ -333,7 +357,7 @@ def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any], *
                 return runs[i]
 
             try:
-                pool.run(submit, results.__setitem__, poll=progress.poll, release=True)
+                pool.run(submit, results.__setitem__, poll=lambda: progress.poll(results), release=True)
             finally:
                 pool.stop([ref for i, ref in runs.items() if i not in results])
     finally:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from oreo_agents.console import console, escape
 from oreo_agents.errors import OreoError
 from oreo_agents.learning.config import MixedPrecision
-from oreo_agents.pipeline.options import ENV_WORKER_OPTIONS, EnvWorkerOptions
+from oreo_agents.pipeline.options import ENV_WORKER_OPTIONS, RAY_OPTIONS, EnvWorkerOptions
 
 
 @dataclass
@@ -158,6 +158,12 @@ class AgentSpec:
         return self.name.replace("+", "-").replace(" ", "").replace("=", "")
 
 
+def where_free(settings: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation's settings without where its envs and agents ran (env workers, Ray): the same episodes either way,
+    and a marker written before one of those options existed still matches."""
+    return json.loads(json.dumps({k: v for k, v in settings.items() if k not in (*ENV_WORKER_OPTIONS, *RAY_OPTIONS)}))
+
+
 def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_games: bool = False) -> list[Any]:
     """Evaluation rows (``agent.evaluate.Row``) of every agent on the held-out splits, labelled by :attr:`AgentSpec.name`.
 
@@ -179,11 +185,10 @@ def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_game
                 out=str(out / agent.folder / where), **cfg.env_worker_kwargs(),
             )
             # One marker per (agent, where): a killed evaluation of many agents resumes at the agent it was playing.
-            # Where the envs ran is not part of the settings (same episodes either way).
             marker = out / agent.folder / where / "rows.done.json"
-            settings = json.loads(json.dumps({k: v for k, v in eval_cfg.__dict__.items() if k not in ENV_WORKER_OPTIONS}))
+            settings = where_free(eval_cfg.__dict__)
             done = json.loads(marker.read_text()) if marker.is_file() else None
-            if done is not None and done.get("settings") == settings:
+            if done is not None and where_free(done.get("settings") or {}) == settings:
                 console.print(f"[dim]✓ {escape(agent.name)} on {escape(where)} (done before: {escape(str(marker))})[/]", soft_wrap=True)
                 rows += [Row(**d) for d in done["rows"]]
                 continue

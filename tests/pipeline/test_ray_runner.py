@@ -39,9 +39,10 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> str:
     see the test folders and the crash flag of :mod:`ray_crash_env`."""
     from ray.job_config import JobConfig
 
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "OREO_TEST_CRASH_FLAG")}
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "OREO_TEST_CRASH_FLAG", "OREO_TEST_HANG_FLAG")}
     os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray 2.60 would otherwise write ~/.ray/auth_token
     os.environ["OREO_TEST_CRASH_FLAG"] = str(tmp_path_factory.mktemp("ray") / "crash-once")  # inherited by workers
+    os.environ["OREO_TEST_HANG_FLAG"] = str(tmp_path_factory.mktemp("ray") / "hang-once")
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True,
@@ -166,6 +167,24 @@ def test_a_killed_ray_collection_resumes_with_nothing_lost_or_duplicated(ray_add
 
 
 @pytest.mark.slow
+def test_a_hung_ray_worker_is_killed_after_the_stall_timeout_and_its_share_rerun(ray_address, tmp_path):
+    alone = run(*_crash_cmd(tmp_path / "alone"))
+    assert alone.exit_code == 0, alone.output
+    flag = Path(os.environ["OREO_TEST_HANG_FLAG"])
+    flag.write_text("")  # the first actor to step claims it and never returns from that step
+    hung = run(*_crash_cmd(tmp_path / "ds", "--ray-address", ray_address, "--workers", "2", "--ray-stall-timeout", "3"))
+    assert hung.exit_code == 0, hung.output
+    out = " ".join(hung.output.split())
+    assert not flag.exists() and "made no progress for" in out and "--ray-stall-timeout 3" in out
+    assert "restarts on a fresh actor" in out
+    assert rows(tmp_path / "ds") == rows(tmp_path / "alone")
+    with pytest.raises(OreoError, match="--ray-stall-timeout must be 0"):
+        from oreo_agents.pipeline.collect import CollectConfig
+
+        CollectConfig(ray_address="auto", ray_stall_timeout=-1)
+
+
+@pytest.mark.slow
 def test_sigterm_on_the_driver_makes_the_actors_flush_what_they_finished(ray_address, tmp_path):
     """With shards of 1000 episodes nothing reaches the disk until a writer closes: episodes found after a SIGTERM
     were flushed by the stopping actors (a SIGKILL would leave none)."""
@@ -226,7 +245,7 @@ def test_the_ray_options_do_not_change_what_a_dataset_records():
     from oreo_agents.pipeline.collect import CollectConfig, content_settings
 
     one = content_settings(CollectConfig(out="x"))
-    many = content_settings(CollectConfig(out="x", ray_address="auto", workers=8, gpus_per_worker=0.5))
+    many = content_settings(CollectConfig(out="x", ray_address="auto", workers=8, gpus_per_worker=0.5, ray_stall_timeout=60))
     assert one == many
     with pytest.raises(OreoError, match="--workers must be a positive integer"):
         CollectConfig(ray_address="auto", workers=0)
