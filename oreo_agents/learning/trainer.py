@@ -59,9 +59,16 @@ def apply_lora(model: Any, cfg: TrainConfig) -> Any:
     """Wrap a backbone with LoRA adapters on every linear layer (only when ``lora_r > 0``)."""
     if cfg.lora_r <= 0:
         return model
+    import warnings
+
     from peft import LoraConfig, get_peft_model
 
-    return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", lora_dropout=0.0))
+    with warnings.catch_warnings():
+        # peft 0.21.2 (peft_model.py:184) reads model.is_gradient_checkpointing, which transformers 5.25 deprecates with a
+        # FutureWarning on every LoRA run: the library's conversation, nothing the user set or can change.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
+        return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear",
+                                                lora_dropout=0.0))
 
 
 def merged(model: Any) -> Any:
