@@ -65,7 +65,7 @@ def apply_lora(model: Any, cfg: TrainConfig) -> Any:
 
     with warnings.catch_warnings():
         # peft 0.21.2 (peft_model.py:184) reads model.is_gradient_checkpointing, which transformers 5.25 deprecates with a
-        # FutureWarning on every LoRA run: the library's conversation, nothing the user set or can change.
+        # FutureWarning on every LoRA run: between the two libraries, nothing the user set or can change.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
         return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear",
                                                 lora_dropout=0.0))
