@@ -37,7 +37,7 @@ import oreo_agents.learning.distributed as dist
 from oreo_agents.learning.config import REF_CACHE_AUTO_GB, REF_CACHE_MAX_GB, TrainConfig
 from oreo_agents.learning.metrics import MetricsLog, Panel, plot_metrics
 from oreo_agents.learning.vocab_chunks import logit_columns
-from oreo_agents.models.loading import PRESETS, load_policy, load_tokenizer, resolve_model
+from oreo_agents.models.loading import PRESETS, load_policy, load_tokenizer, peft_quietly, resolve_model
 from oreo_agents.recording.dataset import load_episode_rows
 
 
@@ -59,14 +59,9 @@ def apply_lora(model: Any, cfg: TrainConfig) -> Any:
     """Wrap a backbone with LoRA adapters on every linear layer (only when ``lora_r > 0``)."""
     if cfg.lora_r <= 0:
         return model
-    import warnings
-
     from peft import LoraConfig, get_peft_model
 
-    with warnings.catch_warnings():
-        # peft 0.21.2 (peft_model.py:184) reads model.is_gradient_checkpointing, which transformers 5.25 deprecates with a
-        # FutureWarning on every LoRA run: between the two libraries, nothing the user set or can change.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
+    with peft_quietly():
         return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear",
                                                 lora_dropout=0.0))
 

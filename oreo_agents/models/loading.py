@@ -13,12 +13,14 @@ Every model ends up as an ordinary ``save_pretrained`` folder, so anything that 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import shutil
+import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -48,6 +50,16 @@ def quiet_transformers() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+@contextlib.contextmanager
+def peft_quietly() -> Iterator[None]:
+    """Wrapping a model with peft 0.21.2 reads ``model.is_gradient_checkpointing`` (peft_model.py:184), which
+    transformers 5.25 deprecates with a FutureWarning on every LoRA run or adapter load: between the two libraries,
+    nothing the user set or can change, so that one warning is dropped there."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
+        yield
 
 
 # --- tokenizer --------------------------------------------------------------------------------------------------------
@@ -232,7 +244,8 @@ def load_adapter_merged(base: str | Path, adapter: str | Path, *, dtype: Any = N
 
     model = load_policy(base, dtype=dtype)
     try:
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        with peft_quietly():
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     except Exception as exc:  # noqa: BLE001 - a mismatched adapter is the user's input
         raise OreoError(f"--policy {adapter}: the LoRA adapter does not load onto {base} ({_first_line(exc)})") from exc
     return model.to(device) if device is not None else model
