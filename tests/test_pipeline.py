@@ -134,6 +134,9 @@ def test_compare_on_math_trains_every_method_and_pools_seeds(tmp_path):
         assert (seed_dir / "rft-round-2" / "rft" / "policy" / "config.json").is_file()
     # Pooled counts are the sum over the two seeds of 3 test problems each.
     assert "/6) |" in report
+    # What each stage cost, from the markers: training stages and every agent's evaluation
+    assert "## Time per stage" in report and "| seed-0/sft |" in report and "| seed-1/round-2/oreo |" in report
+    assert "| seed-0/eval/OREO-beamK2/held-out |" in report
 
 
 def test_task_types_reach_game_generation_collection_and_evaluation(monkeypatch, tmp_path):

@@ -30,6 +30,7 @@ from oreo_agents.pipeline.stages import (
     oreo_round,
     sft_stage,
     stage,
+    stage_times,
     train_stage,
     value_stage,
 )
@@ -148,6 +149,10 @@ def write_compare(cfg: CompareConfig, pooled: list[Any], per_seed: dict[tuple[st
         lines.append(f"| {r.agent} | {r.split} | {r.rate:.1%} ({r.successes}/{r.n}) | {r.ci_low:.1%} – {r.ci_high:.1%} | "
                      f"{' '.join(f'{x:.0%}' for x in rates)} | {statistics.mean(rates):.1%} ± {sd:.1%} |")
     lines += ["", f"Per task type and the plot: {paths['md']}, {paths['png']}."]
+    times = stage_times(out)
+    if times:  # what each stage cost on this machine, in the order they finished (a resumed stage: its last run)
+        lines += ["", "## Time per stage", "", "| stage | seconds |", "|---|---:|"]
+        lines += [f"| {label} | {seconds:,.0f} |" for label, seconds in times]
     (out / "compare.md").write_text("\n".join(lines) + "\n")
     from oreo_agents.agent.paired import against, append_paired_section
 

@@ -102,6 +102,22 @@ def stage(marker: Path, title: str, work: Callable[[], dict[str, Any]]) -> dict[
     return summary
 
 
+def stage_times(out: Path) -> list[tuple[str, float]]:
+    """``(stage, seconds)`` of every finished stage under ``out``, in the order they finished: each ``<stage>.done.json``
+    marker and each agent evaluation's ``rows.done.json`` (labelled by its folder) that recorded its time."""
+    found = []
+    for marker in out.rglob("*.done.json"):
+        try:
+            seconds = json.loads(marker.read_text()).get("seconds")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(seconds, (int, float)):
+            rel = marker.relative_to(out)
+            label = str(rel.parent) if marker.name == "rows.done.json" else str(rel)[: -len(".done.json")]
+            found.append((marker.stat().st_mtime, label, float(seconds)))
+    return [(label, seconds) for _, label, seconds in sorted(found)]
+
+
 def eval_splits_of(cfg: LoopConfig) -> list[str]:
     return cfg.eval_splits or (["valid_seen", "valid_unseen"] if cfg.env == "alfworld" else ["test"])
 
@@ -194,11 +210,13 @@ def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_game
                 continue
             if done is not None:
                 console.print(f"[yellow]{escape(str(marker))}: evaluated with other settings; evaluating again[/]", soft_wrap=True)
+            started = time.perf_counter()
             agent_rows = run_eval(eval_cfg, report=False)
             for row in agent_rows:
                 row.agent = agent.name
             marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps({"settings": settings, "rows": [r.__dict__ for r in agent_rows]}, indent=1))
+            marker.write_text(json.dumps({"settings": settings, "rows": [r.__dict__ for r in agent_rows],
+                                          "seconds": round(time.perf_counter() - started, 1)}, indent=1))
             rows += agent_rows
     return rows
 

@@ -41,3 +41,21 @@ def test_bad_micro_batch_is_refused_by_name(bad: int):
         CompareConfig(save_steps=bad)
     with pytest.raises(OreoError, match="--env-workers"):
         CompareConfig(env_workers=-1)
+
+
+def test_stage_times_lists_every_timed_marker_in_the_order_stages_finished(tmp_path: Path):
+    import json
+    import os
+
+    def marker(rel: str, body: dict, mtime: int) -> None:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(body))
+        os.utime(path, (mtime, mtime))
+
+    marker("seed-0/sft.done.json", {"run": "x", "seconds": 2767.0}, 100)
+    marker("games.done.json", {"seconds": 350.4}, 50)
+    marker("seed-0/eval/SFT/held-out/rows.done.json", {"settings": {}, "rows": [], "seconds": 770.0}, 200)
+    marker("seed-0/eval/OREO/held-out/rows.done.json", {"settings": {}, "rows": []}, 300)  # written before times were kept
+    marker("seed-0/round-1/rollouts.done.json", ["not", "a", "summary"], 150)
+    assert stages.stage_times(tmp_path) == [("games", 350.4), ("seed-0/sft", 2767.0), ("seed-0/eval/SFT/held-out", 770.0)]
