@@ -67,7 +67,7 @@ def main() -> None:
     base = results["in-process"][0]
     print(f"\nexpert ALFWorld, {args.episodes} episodes, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
           f"local Ray cluster start {cluster_start:.1f} s (not counted below)")
-    print(f"| layout | seconds | episodes/s | vs in-process | same rows |\n|---|---:|---:|---:|---|")
+    print("| layout | seconds | episodes/s | vs in-process | same rows |\n|---|---:|---:|---:|---|")
     for name, (seconds, out) in results.items():
         print(f"| {name} | {seconds:.1f} | {args.episodes / seconds:.2f} | {base / seconds:.2f}x | "
               f"{rows(out) == reference} |")
