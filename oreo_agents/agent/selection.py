@@ -60,27 +60,13 @@ def prefix_forward(model: Any, contexts: Sequence[Sequence[int]], continuations:
     """
     import torch
 
-    from oreo_agents.models.prefix_cache import (
-        cache_kwargs,
-        output_cache,
-        plain_cache,
-        plan_prefill,
-        row_keys_values,
-        stacked_past,
-    )
+    from oreo_agents.models.prefix_cache import cache_kwargs, output_cache, plain_cache, plan_prefill, row_keys_values
 
     dev = next(model.parameters()).device
     plan = plan_prefill(prefix_cache, contexts)
-    fed, past_width, width = plan.fed, plan.past_width, plan.width
-    ids = torch.full((len(contexts), fed), pad_id, dtype=torch.long, device=dev)
-    mask = torch.zeros((len(contexts), width), dtype=torch.long, device=dev)
-    for g, c in enumerate(contexts):  # left padding: all contexts end in the same column
-        tail = list(c[plan.past[g] :])
-        ids[g, fed - len(tail) :] = torch.tensor(tail, dtype=torch.long, device=dev)
-        mask[g, width - len(c) :] = 1
-    kwargs: dict[str, Any] = cache_kwargs(stacked_past(plan)) if past_width else {}
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, past_width:]
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
+    inputs = plan.model_inputs(contexts, pad_id, dev)
+    out = model(**inputs)
+    mask, width = inputs["attention_mask"], plan.width
     last = getattr(out, field)[:, -1]
     cache = output_cache(out)
     if prefix_cache is not None and plain_cache(cache):

@@ -33,7 +33,6 @@ from oreo_agents.models.prefix_cache import (
     plain_cache,
     plan_prefill,
     row_keys_values,
-    stacked_past,
 )
 # The shared types live in sampling.py (below both backends); re-exported here, where callers have always found them.
 from oreo_agents.models.sampling import (  # noqa: F401
@@ -229,27 +228,14 @@ class HFBackend:
         Rows are left-padded so that every prompt ends in the same column (:func:`plan_prefill` decides what each row
         takes from the cache).
         """
-        import torch
-
-        dev, batch = self.device, len(prompts)
         plan = plan_prefill(self.prefix_cache, prompts)
-        fed, past_width, width = plan.fed, plan.past_width, plan.width
-        ids = torch.full((batch, fed), self._pad, dtype=torch.long, device=dev)
-        mask = torch.zeros((batch, width), dtype=torch.long, device=dev)
-        for row, p in enumerate(prompts):
-            tail = list(p[plan.past[row] :])
-            ids[row, fed - len(tail) :] = torch.tensor(tail, dtype=torch.long, device=dev)
-            mask[row, width - len(p) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, past_width:]
-        kwargs: dict[str, Any] = dict(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        if past_width:
-            kwargs.update(cache_kwargs(stacked_past(plan)))
+        kwargs = plan.model_inputs(prompts, self._pad, self.device)
         if self._logits_to_keep:
             kwargs["logits_to_keep"] = 1  # only the last position's logits are needed (the others cost a vocab matmul)
         out = self.model(**kwargs)
         if self.prefix_cache is not None and not plain_cache(output_cache(out)):
             self.prefix_cache = None  # e.g. sliding-window or recurrent layers: keys/values cannot be spliced
-        return plan.hits, output_cache(out), mask, out
+        return plan.hits, output_cache(out), kwargs["attention_mask"], out
 
     def _remember(self, prompts: list[Sequence[int]], hits: list[tuple[CachedPrefix | None, int]], n: int, cache: Any,
                   prompt_end: int, tokens: list[list[int]]) -> None:

@@ -182,6 +182,21 @@ class PrefillPlan:
     def width(self) -> int:
         return self.past_width + self.fed
 
+    def model_inputs(self, prompts: Sequence[Sequence[int]], pad_id: int, device: Any) -> dict[str, Any]:
+        """The forward's keyword arguments for ``prompts`` under this plan: each row's uncached tail left-padded into
+        ``fed`` columns, the attention mask over all ``width`` columns, explicit positions, and the cached past."""
+        import torch
+
+        ids = torch.full((len(prompts), self.fed), pad_id, dtype=torch.long, device=device)
+        mask = torch.zeros((len(prompts), self.width), dtype=torch.long, device=device)
+        for row, p in enumerate(prompts):
+            tail = list(p[self.past[row] :])
+            ids[row, self.fed - len(tail) :] = torch.tensor(tail, dtype=torch.long, device=device)
+            mask[row, self.width - len(p) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, self.past_width :]
+        past = cache_kwargs(stacked_past(self)) if self.past_width else {}
+        return dict(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **past)
+
 
 def plan_prefill(cache: PrefixCache | None, prompts: Sequence[Sequence[int]]) -> PrefillPlan:
     """Start each prompt from its longest cached prefix (none without a cache). ``fed`` is the longest uncached remainder
