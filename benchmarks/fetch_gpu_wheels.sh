@@ -7,9 +7,15 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 OUT=${WHEELS:-benchmarks/wheels}
 mkdir -p "$OUT"
-"$PY" -m pip download --quiet --no-deps --only-binary :all: --python-version 3.12 --platform manylinux2014_x86_64 \
-  -d "$OUT" gymnasium==1.4.0 farama-notifications cloudpickle hjson py-cpuinfo ninja msgpack einops
-# deepspeed also imports numpy, packaging, psutil, pydantic>=2, tqdm: present in torch/transformers images; add them here
+PLATFORMS="--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
+# What the H200 image (torch 2.11, transformers 5.17, accelerate 1.15, peft, pyarrow, pandas, rich, click) lacked on
+# 2026-12-04: gymnasium (oreo_agents registers its envs), datasets and its dill/multiprocess (the recorder; the
+# quickstart), pydantic for deepspeed, math-verify + antlr4 for the math env's grader, rank-bm25 / rapidfuzz (web shop).
+"$PY" -m pip download --quiet --no-deps --only-binary :all: --python-version 3.12 --implementation cp $PLATFORMS \
+  -d "$OUT" gymnasium==1.4.0 farama-notifications datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 \
+  hjson py-cpuinfo pydantic==2.14.4 pydantic-core==2.50.5 annotated-types typing-inspection typing-extensions==4.16.0 \
+  math-verify==0.9.0 latex2sympy2_extended==1.11.0 antlr4-python3-runtime==4.13.2 rank-bm25 rapidfuzz==3.14.6
+# deepspeed also imports numpy, packaging, psutil, tqdm, ninja, msgpack, einops: present in the image; add them here
 # (same flags) for an image without them.
 if [ "${DEEPSPEED:-1}" = 1 ]; then
   DS_BUILD_OPS=0 "$PY" -m pip wheel --quiet --no-deps --no-build-isolation -w "$OUT" deepspeed==0.18.2 \

@@ -160,7 +160,7 @@ def run_train(args, model_dir: Path, out: Path) -> dict:
         "master_dtype": str(next(p for p in model.parameters()).dtype),
         "checkpointed_layer_calls_per_update": calls[0] // 2,
         "expected_checkpointed_calls": 2 * shape["num_hidden_layers"] * micro,
-        "loss_v": rec.get("loss_v"), "grad_norm": rec.get("grad_norm"),
+        "loss_v": rec.get("loss_v"), "grad_norm": rec.get("grad_norm", rec.get("grad_norm_joint")),
     }  # fmt: skip
     if cuda:
         res["peak_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 2)
@@ -198,6 +198,73 @@ def run_generation(args, model_dir: Path) -> dict:
     return out
 
 
+def run_agent(args, model_dir: Path) -> dict:
+    """Value-guided selection on the device: one episode of ``--turns`` turns whose context grows by a reply and an
+    observation each turn (ALFWorld-like), K candidates a turn scored by V; with the value model's cross-turn prefix
+    cache and without it. Same seeds, so both see the same candidates: their values must agree (bf16: up to rounding)."""
+    import random
+
+    import torch
+
+    from oreo_agents.agent import Agent
+    from oreo_agents.models.loading import ValueModel
+    from oreo_agents.models.policy import ModelPolicy
+    from oreo_agents.turns import StepRecord, Turn
+
+    cuda = torch.cuda.is_available()
+    vocab = (SMALL_MODEL if args.small else QWEN_1_5B)["vocab_size"]
+    rng = random.Random(0)
+
+    def words(n: int) -> str:  # the check's tokenizer knows only w3 ... w{vocab-1}
+        return " ".join(f"w{rng.randrange(3, vocab)}" for _ in range(n))
+
+    goal, commands = words(8), [words(4) for _ in range(5)]
+    obs = [words(60) for _ in range(args.turns + 1)]
+    steps = [StepRecord(action=commands[i % 5], observation=obs[i + 1], reward=0.0) for i in range(args.turns)]
+    values = {dtype: ValueModel.from_base(model_dir, dtype=dtype) for dtype in (torch.bfloat16, torch.float32)}
+    for v in values.values():
+        torch.manual_seed(0)
+        torch.nn.init.normal_(v.head.weight, std=0.02)
+    value = values[torch.bfloat16 if cuda else torch.float32]
+
+    def episode(cache: bool, value=value) -> tuple[float, list[list[tuple[str, float, bool]]]]:
+        policy = ModelPolicy(str(model_dir), temperature=1.0, max_new_tokens=args.reply_tokens, seed=0)
+        agent = Agent(policy, value, select="value", k=args.k)
+        if not cache:
+            agent._value_cache = None
+        seen, t0 = [], time.perf_counter()
+        for i in range(args.turns):
+            turn = Turn("oreo_agents/ALFWorld-v0", goal, obs[0], obs[i], {"admissible_commands": commands}, steps[:i])
+            seen.append([(c.reply, c.value, c.chosen) for c in agent.act([turn])[0].candidates])
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0, seen
+
+    def gaps(a, b) -> tuple[int, float]:
+        """Candidates with the same reply in both runs, and the largest |V_a - V_b| among them."""
+        pairs = [(x[1], y[1]) for ta, tb in zip(a, b) for x, y in zip(ta, tb) if x[0] == y[0]]
+        return len(pairs), max((abs(x - y) for x, y in pairs), default=float("nan"))
+
+    episode(True)  # warm-up: kernels, allocator
+    cached_s, cached = episode(True)
+    plain_s, plain = episode(False)
+    _, fp32 = episode(False, values[torch.float32])  # reference: the same candidates scored by an fp32 value model
+    same, diff = gaps(cached, plain)
+    all_v = [c[1] for t in fp32 for c in t]
+    return {"turns": args.turns, "k": args.k, "reply_tokens": args.reply_tokens,
+            "seconds_with_value_cache": round(cached_s, 2), "seconds_without": round(plain_s, 2),
+            "speedup": round(plain_s / cached_s, 2), "same_candidates": f"{same} of {sum(len(t) for t in cached)}",
+            "max_abs_value_diff": diff, "value_dtype": str(next(value.parameters()).dtype),
+            "fp32_value_range": [round(min(all_v), 3), round(max(all_v), 3)],
+            "max_abs_diff_vs_fp32_cached": gaps(cached, fp32)[1], "max_abs_diff_vs_fp32_uncached": gaps(plain, fp32)[1],
+            "same_choice_cached_vs_uncached": f"{sum(x == y for x, y in zip(chosen(cached), chosen(plain)))} of {args.turns}",
+            "same_choice_cached_vs_fp32": f"{sum(x == y for x, y in zip(chosen(cached), chosen(fp32)))} of {args.turns}"}  # fmt: skip
+
+
+def chosen(turns: list[list[tuple[str, float, bool]]]) -> list[str]:
+    return [next((c[0] for c in t if c[2]), "") for t in turns]
+
+
 def launch_worker(config: str, args, model_dir: Path, out: Path) -> dict:
     """This script as one ``accelerate launch`` process under ``config``; its result comes back as a JSON line."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / config), "--num_processes", "1",
@@ -219,10 +286,31 @@ def show(name: str, res: dict) -> None:
     sys.stdout.flush()
 
 
+def section(name: str, title: str, run) -> None:
+    """One section; a failure prints ``FAIL <section>`` and its traceback's end, and the next section still runs (a
+    device run is one shot). Memory is handed back between sections, so a launched worker finds the GPU free."""
+    import gc
+    import traceback
+
+    import torch
+
+    t0 = time.perf_counter()
+    try:
+        res = run()
+    except Exception as exc:  # noqa: BLE001
+        tail = traceback.format_exc().strip().splitlines()[-12:]
+        print(f"FAIL {name}: {type(exc).__name__}: {exc}\n   " + "\n   ".join(tail), flush=True)
+    else:
+        show(title, res | {"section_s": round(time.perf_counter() - t0, 1)})
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--small", action="store_true", default=os.environ.get("SMALL") == "1", help="tiny model and sizes (CPU/CI)")
-    ap.add_argument("--sections", default="train,fsdp,deepspeed,generate")
+    ap.add_argument("--sections", default="train,fsdp,deepspeed,generate,agent")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", default="", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="", help=argparse.SUPPRESS)
@@ -230,12 +318,17 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=0, help="tokens per trajectory (default 4096; SMALL 128)")
     ap.add_argument("--prompt", type=int, default=0, help="generation prompt tokens (default 512; SMALL 16)")
     ap.add_argument("--new-tokens", type=int, default=0, help="generated tokens per row (default 128; SMALL 8)")
+    ap.add_argument("--turns", type=int, default=0, help="agent section: turns of the episode (default 12; SMALL 4)")
+    ap.add_argument("--k", type=int, default=5, help="agent section: candidates per turn")
+    ap.add_argument("--reply-tokens", type=int, default=0, help="agent section: tokens per reply (default 16; SMALL 6)")
     ap.add_argument("--worker-timeout", type=int, default=300)
     args = ap.parse_args()
     args.batch = args.batch or 4
     args.seq = args.seq or (128 if args.small else 4096)
     args.prompt = args.prompt or (16 if args.small else 512)
     args.new_tokens = args.new_tokens or (8 if args.small else 128)
+    args.turns = args.turns or (4 if args.small else 12)
+    args.reply_tokens = args.reply_tokens or (6 if args.small else 16)
     import torch
 
     if not torch.cuda.is_available():
@@ -257,26 +350,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model_dir = build_checkpoint(tmp / "model", SMALL_MODEL if args.small else QWEN_1_5B, "cuda" if cuda else "cpu")
-        if "train" in sections:
-            show("OREO, one process (paper recipe)", run_train(args, model_dir, tmp / "train"))
-        if "fsdp" in sections:
-            try:
-                show("OREO under configs/accelerate/fsdp.yaml, 1 process", launch_worker("configs/accelerate/fsdp.yaml", args, model_dir, tmp / "fsdp"))
-            except RuntimeError as exc:
-                print(f"FAIL fsdp: {exc}")
-        if "deepspeed" in sections:
-            if importlib.util.find_spec("deepspeed") is None:
+        runs = {
+            "train": ("OREO, one process (paper recipe)", lambda: run_train(args, model_dir, tmp / "train")),
+            "fsdp": ("OREO under configs/accelerate/fsdp.yaml, 1 process",
+                     lambda: launch_worker("configs/accelerate/fsdp.yaml", args, model_dir, tmp / "fsdp")),
+            "deepspeed": ("OREO under configs/accelerate/deepspeed-zero2.yaml, 1 process",
+                          lambda: launch_worker("configs/accelerate/deepspeed-zero2.yaml", args, model_dir, tmp / "ds")),
+            "generate": (f"HF backend generation ({args.prompt}-token prompts, {args.new_tokens} new tokens, sampling)",
+                         lambda: run_generation(args, model_dir)),
+            "agent": (f"value-guided agent (K = {args.k}), one growing episode", lambda: run_agent(args, model_dir)),
+        }  # fmt: skip
+        for name, (title, run) in runs.items():
+            if name not in sections:
+                continue
+            if name == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
                 print("SKIP deepspeed: the deepspeed package is not installed")
-            elif not cuda:
+            elif name == "deepspeed" and not cuda:
                 print("SKIP deepspeed: needs a CUDA GPU")
             else:
-                try:
-                    show("OREO under configs/accelerate/deepspeed-zero2.yaml, 1 process",
-                         launch_worker("configs/accelerate/deepspeed-zero2.yaml", args, model_dir, tmp / "ds"))
-                except RuntimeError as exc:
-                    print(f"FAIL deepspeed: {exc}")
-        if "generate" in sections:
-            show(f"HF backend generation ({args.prompt}-token prompts, {args.new_tokens} new tokens, sampling)", run_generation(args, model_dir))
+                section(name, title, run)
     print(f"total {time.perf_counter() - t_all:.0f} s")
 
 

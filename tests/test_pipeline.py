@@ -39,7 +39,7 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory, alfworld_games_root: Path)
 
 def test_quickstart_runs_every_stage_and_writes_named_folders(toy_run):
     tmp, proc = toy_run
-    runs, data = tmp / "runs", tmp / "data"
+    runs = tmp / "runs"
     for marker in ("games", "expert", "sft", "eval"):
         assert (runs / f"{marker}.done.json").is_file(), marker
     assert (runs / "round-1" / "rollouts.done.json").is_file() and (runs / "round-1" / "oreo.done.json").is_file()

@@ -13,7 +13,8 @@ from rich.table import Table
 from oreo_agents.console import console, is_interactive
 
 # Shown in the panel / plain lines, in this order, when present.
-SHOWN = ("loss", "loss_v", "loss_pi", "kl", "margin", "accuracy", "mean_v", "return", "lr", "lr_v", "grad_norm", "tokens_per_s")
+SHOWN = ("loss", "loss_v", "loss_pi", "kl", "margin", "accuracy", "mean_v", "return", "lr", "lr_v", "grad_norm",
+         "grad_norm_joint", "tokens_per_s")
 
 
 class MetricsLog:

@@ -41,6 +41,17 @@ from oreo_agents.models.loading import PRESETS, load_policy, load_tokenizer, pef
 from oreo_agents.recording.dataset import load_episode_rows
 
 
+# DeepSpeed has one engine per Accelerator and one `gradient_clipping` over all its parameters: OREO's policy and value
+# (one engine, two parameter groups) are clipped together. Measured on one H200 (benchmarks/gpu_check.py, Qwen2.5-1.5B
+# shape, paper recipe): joint norm 8.1 where DDP's policy norm was 0.37 -- the value's gradient sets the clip factor.
+JOINT_CLIP_WARNING = (
+    "DeepSpeed clips the policy and the value together (one gradient_clipping = {norm} over both; DDP and FSDP2 clip "
+    "each model on its own, as the paper does): when the value's gradient dominates, the policy's gradient is scaled "
+    "down with it. Adam undoes a constant scale but not a changing one; the metrics log grad_norm_joint. Launch with "
+    "configs/accelerate/fsdp.yaml for per-model clipping."
+)
+
+
 def make_accelerator(cfg: TrainConfig):
     return dist.make_accelerator(cfg.mixed_precision)
 
@@ -300,7 +311,8 @@ class Trainer:
         if self.backend == "deepspeed":
             # The engine clipped (jointly over both models, `gradient_clipping`) and stepped inside the last backward.
             norm = acc.clip_grad_norm_([], cfg.max_grad_norm)
-            totals["grad_norm"] = float(norm) if norm is not None else float("nan")
+            key = "grad_norm" if len(self.clip_groups) == 1 else "grad_norm_joint"  # not comparable to DDP's grad_norm
+            totals[key] = float(norm) if norm is not None else float("nan")
         else:
             for name, params in self.clip_groups.items():  # each model clipped on its own, as in the paper
                 totals["grad_norm" + _suffix(name)] = float(acc.clip_grad_norm_(params, cfg.max_grad_norm))
@@ -355,6 +367,8 @@ class Trainer:
         self.group_names = list(groups)
         # After prepare the groups hold the parameters the backend trains (FSDP2: the sharded DTensors).
         self.clip_groups = {g: list(pg["params"]) for g, pg in zip(groups, opt.param_groups)}
+        if self.backend == "deepspeed" and len(groups) > 1 and acc.is_main_process:
+            console.print(f"[yellow]warning[/]: {escape(JOINT_CLIP_WARNING.format(norm=cfg.max_grad_norm))}", soft_wrap=True)
 
     def policy_module(self) -> torch.nn.Module:
         inner = self.acc.unwrap_model(next(iter(self.models.values())))

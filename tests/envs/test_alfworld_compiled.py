@@ -39,7 +39,9 @@ def play(game_file, cache, steps=4):
     game.close()
     return out
 """
-exec(PLAY)  # the same play() in this process
+_ns: dict = {}
+exec(PLAY, _ns)  # the same play() in this process as in the child
+play = _ns["play"]
 
 # The child refuses to parse, translate, plan or derive an intro: a warm cache must make all four unnecessary.
 CHILD = PLAY + """

@@ -26,3 +26,7 @@ def test_gpu_check_small_runs_every_section_on_cpu():
         assert float(fields["tokens_per_s"]) > 0
     assert "SKIP deepspeed:" in out or "== OREO under configs/accelerate/deepspeed-zero2.yaml" in out
     assert "batch_1: {'tokens_per_s'" in out and "batch_64: {'tokens_per_s'" in out
+    agent = out.split("== value-guided agent")[1]
+    fields = dict(line.strip().split(": ", 1) for line in agent.splitlines()[1:] if ": " in line)
+    assert fields["same_candidates"] == "20 of 20"  # 4 turns x K = 5, same seeds with and without the value cache
+    assert float(fields["max_abs_value_diff"]) < 1e-4  # fp32 on CPU: the cache changes no value

@@ -33,7 +33,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
-from vllm.inputs import TokensPrompt
+from vllm.inputs import TokensPrompt as TokensPrompt  # re-exported, as vllm's __init__ does
 from vllm.logprobs import Logprob
 from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.sampling_params import SamplingParams
