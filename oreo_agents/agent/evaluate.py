@@ -17,7 +17,7 @@ import csv
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from oreo_agents.agent.report import plot_overall, plot_task_types
 from oreo_agents.agent.rows import ALL, COLUMNS, Outcome, Row, summarize
@@ -40,7 +40,8 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
                  seed: int = 0, on_outcome: Callable[[Outcome], None] | None = None,
                  on_record: Callable[[EpisodeRecord], None] | None = None,
                  metadata: EpisodeMetadata | None = None, env_workers: int = 0, env_timeout: float = 300.0,
-                 env_restarts: int = 3, share: tuple[int, int] | None = None) -> list[Outcome]:
+                 env_restarts: int = 3, share: tuple[int, int] | None = None,
+                 episode_id: Callable[[int], str] | None = None, done: Mapping[int, Outcome] | None = None) -> list[Outcome]:
     """Play episodes 0..episodes-1 (default: every task once) with ``num_envs`` envs batched per decision.
 
     Episode ``i`` resets with ``seed + i`` on task ``i`` (cycling when there are more episodes than tasks). The
@@ -50,22 +51,28 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
     With ``env_workers`` the envs are stepped in worker processes (``make_env`` must be picklable, e.g. an
     :class:`~oreo_agents.envs.workers.EnvSpec`; the probe that counts the tasks is built here and closed).
     ``share=(k, n)`` plays only the episodes ``i`` with ``i % n == k`` (one of ``n`` cooperating players, e.g. Ray
-    actors); each is the same episode as in an unshared run.
+    actors); each is the same episode as in an unshared run. ``episode_id(i)`` names episode ``i``'s record (default:
+    derived from its task and metadata). ``done`` holds the outcomes of episodes played before (a resumed evaluation):
+    they are not played again, and come back (and go to ``on_outcome``) with the rest.
     """
     if num_envs < 1:
         raise OreoError(f"--num-envs {num_envs}: need at least one env")
     first = make_env()
     tasks = episode_count(first) if episodes is None or task_list(first) is not None else None
     total = tasks if episodes is None else episodes
-    jobs = [Job(seed=seed + i, task=i % tasks if tasks else i, sample_index=i // tasks if tasks else 0, tag=i)
-            for i in range(total) if share is None or i % share[1] == share[0]]
+    done = done or {}
+    mine = [i for i in range(total) if share is None or i % share[1] == share[0]]
+    jobs = [Job(seed=seed + i, task=i % tasks if tasks else i, sample_index=i // tasks if tasks else 0, tag=i,
+                episode_id=episode_id(i) if episode_id is not None else None) for i in mine if i not in done]
     handed: list[Any] = []
 
     def next_env() -> Any:  # the probe plays too: it is the first env the runner asks for
         handed.append(first if not handed else make_env())
         return handed[-1]
 
-    outcomes: list[Outcome] = []
+    outcomes = [done[i] for i in mine if i in done]
+    for out in outcomes if on_outcome is not None else ():
+        on_outcome(out)
     try:
         with closing(rollouts(make_env if env_workers else next_env, policy, jobs, num_envs=num_envs,
                               metadata=metadata, task_options=task_reset_options, env_workers=env_workers,

@@ -187,11 +187,7 @@ def run_collect(cfg: CollectConfig) -> Any:
 def fingerprint_settings(cfg: CollectConfig, settings: dict[str, Any], make_env: Any, digests: Any) -> dict[str, Any]:
     """``settings`` plus the content hashes of the env's task data and of the model/value weights (see
     :mod:`oreo_agents.recording.fingerprints`); an env whose data cannot be seen gets no data hash."""
-    from oreo_agents.models.servable import ADAPTER_CONFIG, adapter_base
-    from oreo_agents.recording.fingerprints import (
-        env_data_fingerprint,
-        folder_fingerprint,
-    )
+    from oreo_agents.recording.fingerprints import env_data_fingerprint
 
     out = dict(settings)
     env = make_env()
@@ -201,12 +197,22 @@ def fingerprint_settings(cfg: CollectConfig, settings: dict[str, Any], make_env:
         env.close()
     if data is not None:
         out["env_data_sha256"] = data
-    for key, folder in (("model_weights_sha256", cfg.model_dir), ("value_weights_sha256", cfg.value)):
-        if cfg.model_dir and folder and Path(folder).is_dir():
+    out.update(weights_fingerprints(cfg.model_dir, cfg.value, digests))
+    return out
+
+
+def weights_fingerprints(model_dir: str | None, value: str | None, digests: Any) -> dict[str, str]:
+    """Content hashes of a model policy's folder, its value model's, and a LoRA adapter's base (none without a model)."""
+    from oreo_agents.models.servable import ADAPTER_CONFIG, adapter_base
+    from oreo_agents.recording.fingerprints import folder_fingerprint
+
+    out = {}
+    for key, folder in (("model_weights_sha256", model_dir), ("value_weights_sha256", value)):
+        if model_dir and folder and Path(folder).is_dir():
             out[key] = folder_fingerprint(folder, digests)
-    if cfg.model_dir and (Path(cfg.model_dir) / ADAPTER_CONFIG).is_file():
+    if model_dir and (Path(model_dir) / ADAPTER_CONFIG).is_file():
         # A LoRA adapter is half the policy: new weights saved into its base folder change every sample just as well.
-        out["base_weights_sha256"] = folder_fingerprint(adapter_base(Path(cfg.model_dir)), digests)
+        out["base_weights_sha256"] = folder_fingerprint(adapter_base(Path(model_dir)), digests)
     return out
 
 

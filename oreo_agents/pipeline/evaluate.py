@@ -17,6 +17,7 @@ from typing import Any
 
 from oreo_agents.console import console, escape, is_interactive
 from oreo_agents.errors import OreoError
+from oreo_agents.pipeline.eval_episodes import episode_ids, episode_settings, open_episodes, played_outcomes
 from oreo_agents.pipeline.options import (
     AgentOptions,
     EnvOptions,
@@ -47,6 +48,7 @@ class EvalConfig(RayOptions, EnvWorkerOptions, SamplingOptions, AgentOptions, En
     num_envs: int = field(default=4, metadata={"help": "Envs stepped together (the model decides for all in one batch)."})
     ci: str = field(default="wilson", metadata={"help": "Confidence interval: wilson or bootstrap (95%)."})
     out: str = field(default="runs/eval", metadata={"help": "Folder for eval.md/csv/png, outcomes.jsonl, the episodes played and the value report."})
+    resume: bool = field(default=True, metadata={"help": "Keep the episodes an agent played before with the same settings and play only the rest (--no-resume: play all again)."})
 
     def __post_init__(self) -> None:
         if self.num_envs < 1:
@@ -70,16 +72,8 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
     The episodes of each (policy, selection) are saved as a recorded dataset in ``out/episodes/<agent>/`` either way;
     with ``report`` and ``--value``, the value lens runs on them (``out/value/``).
     """
-    from oreo_agents.agent.evaluate import (
-        episode_count,
-        quiet_third_party_progress,
-        run_episodes,
-        summarize,
-        write_reports,
-    )
+    from oreo_agents.agent.evaluate import quiet_third_party_progress, write_reports
     from oreo_agents.agent.selection import SELECT_MODES
-    from oreo_agents.envs.workers import EnvSpec
-    from oreo_agents.policies import NEEDS_EXPERT
 
     env_id = resolve_env_id(cfg.env)
     is_math = "Math" in env_id
@@ -107,34 +101,9 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
             value = cfg.value[i if len(cfg.value) > 1 else 0] if cfg.value else None
             for mode in cfg.select:
                 folder = out / "episodes" / f"{_label(policy).replace('/', '-')}-{mode}"
-                writer = episode_writer(folder, cfg, policy, mode, value)
                 played.setdefault(policy, []).append(str(folder))
-                agent = None if pool else cfg.build(cfg.seed, policy=policy, value=value, select="greedy" if mode in SEARCH_MODES else mode)
-                if mode in SEARCH_MODES and (value is None or not is_model_policy(policy)):
-                    raise OreoError(f"--select {mode} needs a policy checkpoint and a value model (--value <dir>)")
-                for split in splits:
-                    # A picklable factory (env workers build their envs with it, resolving --env as spelled: a
-                    # "module:Id-v0" imports its module there too); the probe names a bad option by flag.
-                    make_env = EnvSpec(cfg.env, cfg.env_kwargs(env_id, split=split, expert=policy in NEEDS_EXPERT))
-                    probe = cfg.make(split=split, expert=policy in NEEDS_EXPERT)
-                    total = cfg.episodes or episode_count(probe)
-                    probe.close()
-                    name = f"{_label(policy)} [{mode}] {split}"
-                    with _Progress(name, total) as bar:
-                        if pool is not None:
-                            outcomes = pool.play(policy, value, mode, split, total, bar.advance, writer.add)
-                        elif mode in SEARCH_MODES:
-                            outcomes = _search(make_env, agent, mode, cfg, total, bar.advance)
-                        else:
-                            outcomes = run_episodes(make_env, agent, episodes=total, num_envs=cfg.num_envs,
-                                                    seed=cfg.seed, on_outcome=bar.advance, on_record=writer.add,
-                                                    metadata=episode_metadata(agent, policy, cfg),
-                                                    **cfg.env_worker_kwargs())
-                    for o in outcomes:
-                        outcome_file.write(json.dumps({"agent": _label(policy), "select": mode, **o.__dict__}) + "\n")
-                    rows += summarize(outcomes, label=_label(policy), select=mode, ci=cfg.ci)
-                writer.close(complete=True)
-                agent = None  # drop its models (GPU memory) before the next agent loads
+                # The agent (its models) lives inside the call: dropped before the next one loads (GPU memory).
+                rows += _evaluate_agent(cfg, pool, env_id, splits, policy, value, mode, folder, outcome_file)
     finally:
         outcome_file.close()
         if pool is not None:
@@ -160,10 +129,53 @@ def run_eval(cfg: EvalConfig, *, report: bool = True) -> list[Any]:
     return rows
 
 
-def play_share(cfg: EvalConfig, agent: Any, policy: str, split: str, total: int,
-               share: tuple[int, int]) -> tuple[list[Any], list[tuple[int, dict[str, Any]]]]:
-    """Episodes ``i % n == k`` of ``0..total-1`` on ``split`` for ``share=(k, n)`` (one Ray actor's part): the outcomes
-    and ``(index, record row)`` pairs, which the driver merges into the report one process writes."""
+def _evaluate_agent(cfg: EvalConfig, pool: Any, env_id: str, splits: list[str], policy: str, value: str | None,
+                    mode: str, folder: Path, outcome_file: Any) -> list[Any]:
+    """One (policy, selection) on every split: its rows; its episodes go to ``folder``, resumed where it holds some
+    played with the same settings."""
+    from oreo_agents.agent.evaluate import episode_count, run_episodes, summarize
+    from oreo_agents.envs.workers import EnvSpec
+    from oreo_agents.policies import NEEDS_EXPERT
+
+    writer = open_episodes(folder, episode_settings(cfg, policy, mode, value, splits), resume=cfg.resume)
+    rows, complete = [], False
+    try:
+        agent = None if pool else cfg.build(cfg.seed, policy=policy, value=value, select="greedy" if mode in SEARCH_MODES else mode)
+        if mode in SEARCH_MODES and (value is None or not is_model_policy(policy)):
+            raise OreoError(f"--select {mode} needs a policy checkpoint and a value model (--value <dir>)")
+        for split in splits:
+            # A picklable factory (env workers build their envs with it, resolving --env as spelled: a
+            # "module:Id-v0" imports its module there too); the probe names a bad option by flag.
+            make_env = EnvSpec(cfg.env, cfg.env_kwargs(env_id, split=split, expert=policy in NEEDS_EXPERT))
+            probe = cfg.make(split=split, expert=policy in NEEDS_EXPERT)
+            total = cfg.episodes or episode_count(probe)
+            probe.close()
+            ids = episode_ids(cfg, policy, mode, split)
+            done = played_outcomes(folder, split, ids, total)  # what a killed evaluation had committed
+            with _Progress(f"{_label(policy)} [{mode}] {split}", total, len(done)) as bar:
+                if pool is not None:
+                    outcomes = pool.play(policy, value, mode, split, total, bar.advance, writer.add, done)
+                elif mode in SEARCH_MODES:
+                    outcomes = _search(make_env, agent, mode, cfg, total, bar.advance)
+                else:
+                    outcomes = run_episodes(make_env, agent, episodes=total, num_envs=cfg.num_envs, seed=cfg.seed,
+                                            on_outcome=bar.advance, on_record=writer.add,
+                                            metadata=episode_metadata(agent, policy, cfg), episode_id=ids, done=done,
+                                            **cfg.env_worker_kwargs())
+            for o in outcomes:
+                outcome_file.write(json.dumps({"agent": _label(policy), "select": mode, **o.__dict__}) + "\n")
+            rows += summarize(outcomes, label=_label(policy), select=mode, ci=cfg.ci)
+        complete = True
+        return rows
+    finally:
+        writer.close(complete=complete)  # flushes what is buffered (Ctrl-C, an error): the rerun resumes from it
+
+
+def play_share(cfg: EvalConfig, agent: Any, policy: str, split: str, total: int, share: tuple[int, int], mode: str,
+               done: dict[int, Any]) -> tuple[list[Any], list[tuple[int, dict[str, Any]]]]:
+    """Episodes ``i % n == k`` of ``0..total-1`` on ``split`` for ``share=(k, n)`` (one Ray actor's part), but those in
+    ``done``: the outcomes and ``(index, record row)`` pairs, which the driver merges into the report one process
+    writes."""
     from oreo_agents.agent.evaluate import quiet_third_party_progress, run_episodes
     from oreo_agents.policies import NEEDS_EXPERT
 
@@ -174,8 +186,10 @@ def play_share(cfg: EvalConfig, agent: Any, policy: str, split: str, total: int,
     make_env = EnvSpec(cfg.env, cfg.env_kwargs(resolve_env_id(cfg.env), split=split, expert=policy in NEEDS_EXPERT))
     outcomes = run_episodes(make_env, agent, episodes=total,
                             num_envs=cfg.num_envs, seed=cfg.seed, on_record=records.append,
-                            on_outcome=lambda o: indices.append(o.index),  # called right after its record
-                            metadata=episode_metadata(agent, policy, cfg), share=share, **cfg.env_worker_kwargs())
+                            # called right after its record (episodes done before have none)
+                            on_outcome=lambda o: None if o.index in done else indices.append(o.index),
+                            metadata=episode_metadata(agent, policy, cfg), share=share,
+                            episode_id=episode_ids(cfg, policy, mode, split), done=done, **cfg.env_worker_kwargs())
     return outcomes, [(i, r.to_row()) for i, r in zip(indices, records)]
 
 
@@ -207,22 +221,6 @@ def episode_metadata(agent: Any, policy: str, cfg: EvalConfig) -> Any:
                            extra=json.dumps({"source": "eval"}))
 
 
-def episode_writer(folder: Path, cfg: EvalConfig, policy: str, mode: str, value: str | None) -> Any:
-    """A fresh recorded dataset for one agent's eval episodes; an older one written by ``eval`` is replaced, like eval.md."""
-    import shutil
-
-    from oreo_agents.recording.writer import ShardWriter, read_manifest
-
-    if folder.exists():
-        manifest = read_manifest(folder) or {}
-        if (manifest.get("settings") or {}).get("source") != "eval":
-            raise OreoError(f"--out {cfg.out}: {folder} exists and was not written by eval; choose another --out")
-        shutil.rmtree(folder)
-    settings = {"source": "eval", "env": cfg.env, "policy": policy, "select": mode, "value": value, "k": cfg.k,
-                "split": cfg.split, "seed": cfg.seed, "temperature": cfg.temperature}
-    return ShardWriter(folder, settings, resume=False, shard_size=1000)
-
-
 def _search(make_env: Any, agent: Any, mode: str, cfg: EvalConfig, total: int, advance: Any) -> list[Any]:
     """Math search modes: one problem at a time, batched inside the search (B*B steps per generation call)."""
     from oreo_agents.agent.beam import beam_search, best_of_n
@@ -251,8 +249,9 @@ def _search(make_env: Any, agent: Any, mode: str, cfg: EvalConfig, total: int, a
 class _Progress:
     """A rich progress bar per (agent, split); plain start/end lines when not on a terminal."""
 
-    def __init__(self, name: str, total: int) -> None:
+    def __init__(self, name: str, total: int, before: int = 0) -> None:
         self.name, self.total, self.done, self.wins = name, total, 0, 0
+        self.before = f" ({before} played before, kept)" if before else ""  # a resumed evaluation
         self.bar: Any = None
 
     def __enter__(self) -> "_Progress":
@@ -268,9 +267,9 @@ class _Progress:
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("ok {task.fields[rate]}"), TimeElapsedColumn(), console=console)
             self.bar.start()
-            self.task = self.bar.add_task(self.name, total=self.total, rate="-")
+            self.task = self.bar.add_task(self.name + self.before, total=self.total, rate="-")
         else:
-            console.print(f"eval {self.name}: {self.total} episodes", markup=False)
+            console.print(f"eval {self.name}: {self.total} episodes{self.before}", markup=False, soft_wrap=True)
         return self
 
     def advance(self, outcome: Any) -> None:
@@ -283,7 +282,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
         else:
-            console.print(f"eval {self.name}: {self.wins}/{self.done} ok", markup=False)
+            console.print(f"eval {self.name}: {self.wins}/{self.done} ok", markup=False, soft_wrap=True)
 
 
 def print_table(rows: list[Any], metric: str, *, overall_only: bool = False) -> None:

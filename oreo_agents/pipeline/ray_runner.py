@@ -412,11 +412,14 @@ class EvalPool:
             raise
 
     def play(self, policy: str, value: str | None, mode: str, split: str, total: int,
-             on_outcome: Callable[[Any], None], on_record: Callable[[dict[str, Any]], None]) -> list[Any]:
-        """Every share of episodes ``0..total-1``; outcomes sorted by index, records handed over in index order."""
-        n, cfg = self.pool.n, self.cfg
+             on_outcome: Callable[[Any], None], on_record: Callable[[dict[str, Any]], None],
+             done: dict[int, Any] | None = None) -> list[Any]:
+        """Every share of episodes ``0..total-1`` but those ``done`` before (a resumed evaluation: they come back as
+        they are); outcomes sorted by index, records of the episodes played handed over in index order."""
+        n, cfg, done = self.pool.n, self.cfg, done or {}
         shares: dict[int, tuple[list[Any], list[tuple[int, dict[str, Any]]]]] = {}
-        self.pool.run(lambda actor, i: actor.play.remote(self.play_share, cfg, policy, value, mode, split, total, (i, n)),
+        self.pool.run(lambda actor, i: actor.play.remote(self.play_share, cfg, policy, value, mode, split, total, (i, n),
+                                                         mode, {k: o for k, o in done.items() if k % n == i}),
                       shares.__setitem__)
         outcomes = sorted((o for got, _ in shares.values() for o in got), key=lambda o: o.index)
         for o in outcomes:

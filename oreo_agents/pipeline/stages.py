@@ -175,9 +175,10 @@ class AgentSpec:
 
 
 def where_free(settings: dict[str, Any]) -> dict[str, Any]:
-    """An evaluation's settings without where its envs and agents ran (env workers, Ray): the same episodes either way,
-    and a marker written before one of those options existed still matches."""
-    return json.loads(json.dumps({k: v for k, v in settings.items() if k not in (*ENV_WORKER_OPTIONS, *RAY_OPTIONS)}))
+    """An evaluation's settings without where its envs and agents ran (env workers, Ray) and whether it resumed: the
+    same episodes either way, and a marker written before one of those options existed still matches."""
+    skip = (*ENV_WORKER_OPTIONS, *RAY_OPTIONS, "resume")
+    return json.loads(json.dumps({k: v for k, v in settings.items() if k not in skip}))
 
 
 def eval_rows(cfg: LoopConfig, out: Path, agents: list[AgentSpec], *, train_games: bool = False) -> list[Any]:

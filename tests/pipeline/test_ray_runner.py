@@ -215,8 +215,11 @@ def test_eval_on_two_ray_workers_writes_the_rows_one_process_writes(ray_address,
             "--num-tasks", "2", "--policy", "expert", "--policy", "random", "--max-steps", "4", "--episodes", "3",
             "--num-envs", "1"]
     assert run(*base, "--out", str(tmp_path / "alone")).exit_code == 0
-    shared = run(*base, "--out", str(tmp_path / "ray"), "--ray-address", ray_address, "--workers", "2")
+    ray = ["--out", str(tmp_path / "ray"), "--ray-address", ray_address, "--workers", "2"]
+    assert run(*base[:-4], "--episodes", "2", "--num-envs", "1", *ray).exit_code == 0  # as if killed after 2
+    shared = run(*base, *ray)  # resumes: the actors play only episode 2 of each agent
     assert shared.exit_code == 0, shared.output
+    assert " ".join(shared.output.split()).count("3 episodes (2 played before, kept)") == 2, shared.output
     for name in ("eval.csv", "eval.md", "outcomes.jsonl"):
         assert (tmp_path / "ray" / name).read_text() == (tmp_path / "alone" / name).read_text(), name
     for agent in ("expert-greedy", "random-greedy"):
