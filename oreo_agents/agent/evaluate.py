@@ -24,7 +24,7 @@ from oreo_agents.agent.rows import ALL, COLUMNS, Outcome, Row, summarize
 from oreo_agents.envs.core import task_list, task_reset_options
 from oreo_agents.errors import OreoError
 from oreo_agents.recording.schema import EpisodeMetadata, EpisodeRecord
-from oreo_agents.rollouts import EpisodeFinished, Job, rollouts
+from oreo_agents.rollouts import EpisodeFinished, Job, TurnFinished, rollouts
 from oreo_agents.turns import Policy
 
 
@@ -41,7 +41,8 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
                  on_record: Callable[[EpisodeRecord], None] | None = None,
                  metadata: EpisodeMetadata | None = None, env_workers: int = 0, env_timeout: float = 300.0,
                  env_restarts: int = 3, share: tuple[int, int] | None = None,
-                 episode_id: Callable[[int], str] | None = None, done: Mapping[int, Outcome] | None = None) -> list[Outcome]:
+                 episode_id: Callable[[int], str] | None = None, done: Mapping[int, Outcome] | None = None,
+                 on_turn: Callable[[], None] | None = None) -> list[Outcome]:
     """Play episodes 0..episodes-1 (default: every task once) with ``num_envs`` envs batched per decision.
 
     Episode ``i`` resets with ``seed + i`` on task ``i`` (cycling when there are more episodes than tasks). The
@@ -53,7 +54,8 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
     ``share=(k, n)`` plays only the episodes ``i`` with ``i % n == k`` (one of ``n`` cooperating players, e.g. Ray
     actors); each is the same episode as in an unshared run. ``episode_id(i)`` names episode ``i``'s record (default:
     derived from its task and metadata). ``done`` holds the outcomes of episodes played before (a resumed evaluation):
-    they are not played again, and come back (and go to ``on_outcome``) with the rest.
+    they are not played again, and come back (and go to ``on_outcome``) with the rest. ``on_turn()`` is called after
+    every batched turn (a heartbeat: a Ray driver kills an actor whose turns stop, ``--ray-stall-timeout``).
     """
     if num_envs < 1:
         raise OreoError(f"--num-envs {num_envs}: need at least one env")
@@ -78,6 +80,8 @@ def run_episodes(make_env: Callable[[], Any], policy: Policy, *, episodes: int |
                               metadata=metadata, task_options=task_reset_options, env_workers=env_workers,
                               env_timeout=env_timeout, env_restarts=env_restarts)) as events:
             for event in events:
+                if isinstance(event, TurnFinished) and on_turn is not None:
+                    on_turn()
                 if not isinstance(event, EpisodeFinished):
                     continue
                 r = event.record

@@ -172,10 +172,10 @@ def _evaluate_agent(cfg: EvalConfig, pool: Any, env_id: str, splits: list[str], 
 
 
 def play_share(cfg: EvalConfig, agent: Any, policy: str, split: str, total: int, share: tuple[int, int], mode: str,
-               done: dict[int, Any]) -> tuple[list[Any], list[tuple[int, dict[str, Any]]]]:
+               done: dict[int, Any], on_turn: Any = None) -> tuple[list[Any], list[tuple[int, dict[str, Any]]]]:
     """Episodes ``i % n == k`` of ``0..total-1`` on ``split`` for ``share=(k, n)`` (one Ray actor's part), but those in
     ``done``: the outcomes and ``(index, record row)`` pairs, which the driver merges into the report one process
-    writes."""
+    writes. ``on_turn``: the actor's heartbeat (see ``run_episodes``)."""
     from oreo_agents.agent.evaluate import quiet_third_party_progress, run_episodes
     from oreo_agents.policies import NEEDS_EXPERT
 
@@ -184,12 +184,15 @@ def play_share(cfg: EvalConfig, agent: Any, policy: str, split: str, total: int,
     from oreo_agents.envs.workers import EnvSpec
 
     make_env = EnvSpec(cfg.env, cfg.env_kwargs(resolve_env_id(cfg.env), split=split, expert=policy in NEEDS_EXPERT))
+    if on_turn is not None:
+        on_turn()  # ready to play (imports done): the stall clock starts here
     outcomes = run_episodes(make_env, agent, episodes=total,
                             num_envs=cfg.num_envs, seed=cfg.seed, on_record=records.append,
                             # called right after its record (episodes done before have none)
                             on_outcome=lambda o: None if o.index in done else indices.append(o.index),
                             metadata=episode_metadata(agent, policy, cfg), share=share,
-                            episode_id=episode_ids(cfg, policy, mode, split), done=done, **cfg.env_worker_kwargs())
+                            episode_id=episode_ids(cfg, policy, mode, split), done=done, on_turn=on_turn,
+                            **cfg.env_worker_kwargs())
     return outcomes, [(i, r.to_row()) for i, r in zip(indices, records)]
 
 

@@ -227,8 +227,8 @@ class RayOptions:
     gpus_per_worker: float | None = field(default=None, metadata=_help(
         "GPUs each Ray actor reserves (default: 1 for a model policy on a cluster with GPUs, else 0)."))
     ray_stall_timeout: float = field(default=1800.0, metadata=_help(
-        "collect: seconds a Ray worker may go without finishing an env step before it is killed and its share "
-        "restarts on a fresh actor (a hung model call or env; 0 = wait forever)."))
+        "Seconds a Ray worker may go without finishing an env step (collect) or a turn (eval) before it is killed "
+        "and its share restarts on a fresh actor (a hung model call or env; 0 = wait forever)."))
 
     def check_ray_options(self) -> None:
         """``workers`` positive, ``gpus_per_worker`` non-negative, both only meaningful with ``ray_address``."""

@@ -225,6 +225,30 @@ class _Pool:
         self.actors = {}
 
 
+class _StallWatch:
+    """Kills the actor of every unfinished share whose ``steps`` (from its ``progress()``) have not moved for
+    ``stall_timeout`` seconds since it first reported (after its model loaded): a hung model call or env step that no
+    exception will ever end. Its share then restarts on a fresh actor (:meth:`_Pool.kill`). 0: never."""
+
+    def __init__(self, pool: _Pool, stall_timeout: float) -> None:
+        self.pool, self.stall_timeout = pool, stall_timeout
+        self.moved: dict[int, tuple[Any, float]] = {}  # share -> (its last step count, when it last changed)
+
+    def poll(self, done: Any = (), now: float | None = None) -> dict[int, dict[str, Any]]:
+        """The actors' progress reports (the non-empty ones), after killing the stalled."""
+        now = time.perf_counter() if now is None else now
+        states = {i: st for i, st in self.pool.call_all("progress", timeout=0.5).items() if st}
+        for i, state in states.items():
+            if self.moved.get(i, (None, 0.0))[0] != state["steps"]:
+                self.moved[i] = (state["steps"], now)
+        if self.stall_timeout > 0:
+            for i, (_, since) in list(self.moved.items()):
+                if i not in done and now - since > self.stall_timeout:
+                    self.pool.kill(i, f"made no progress for {now - since:.0f} s (--ray-stall-timeout {self.stall_timeout:g})")
+                    del self.moved[i]  # its fresh actor starts a new clock with its first report
+        return states
+
+
 # --- collect ------------------------------------------------------------------------------------------------------
 class StoppedByDriver(Exception):
     """Raised in an actor between two turns after the driver asked it to stop (Ctrl-C / SIGTERM on the driver)."""
@@ -282,21 +306,16 @@ class _CollectProgress:
         self.pool, self.bar, self.started = pool, bar, time.perf_counter()
         self.first: dict[int, dict[str, Any]] = {}  # each share's first report (its plan and what was already there)
         self.last: dict[int, dict[str, Any]] = {}
-        self.stall_timeout = stall_timeout
-        self.moved: dict[int, tuple[Any, float]] = {}  # share -> (its last step count, when it last changed)
+        self.watch = _StallWatch(pool, stall_timeout)
         self._shown = False
 
     def poll(self, done: Any = ()) -> None:
         from oreo_agents.recording.collect import CollectSummary
 
         now = time.perf_counter()
-        for i, state in self.pool.call_all("progress", timeout=0.5).items():
-            if state:
-                self.first.setdefault(i, state)
-                self.last[i] = state
-                if self.moved.get(i, (None, 0.0))[0] != state["steps"]:
-                    self.moved[i] = (state["steps"], now)
-        self.kill_stalled(now, done)
+        for i, state in self.watch.poll(done, now).items():
+            self.first.setdefault(i, state)
+            self.last[i] = state
         if len(self.first) < self.pool.n:
             return  # shown once every share has planned (an actor may wait for resources)
         if not self._shown:
@@ -309,15 +328,6 @@ class _CollectProgress:
             summary.steps += s["steps"]
         self.bar.update(summary)
 
-    def kill_stalled(self, now: float, done: Any) -> None:
-        """Kill the actor of every unfinished share whose step count has not moved for ``stall_timeout`` seconds since
-        it first reported (after its model loaded): a hung model call or env that no exception will ever end."""
-        if self.stall_timeout <= 0:
-            return
-        for i, (_, since) in list(self.moved.items()):
-            if i not in done and now - since > self.stall_timeout:
-                self.pool.kill(i, f"made no progress for {now - since:.0f} s (--ray-stall-timeout {self.stall_timeout:g})")
-                del self.moved[i]  # its fresh actor starts a new clock with its first report
 
 
 def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any], *,
@@ -381,15 +391,25 @@ class EvalWorker(_Worker):
     def __init__(self, cwd: str) -> None:
         super().__init__(cwd)
         self._agent: tuple[Any, Any] = (None, None)
+        self._state: dict[str, int] = {}
 
     def play(self, play_share: Callable[..., Any], cfg: Any, policy: str, value: str | None, mode: str, *args: Any) -> Any:
-        """``play_share(cfg, agent, policy, *args)`` (pipeline.evaluate.play_share) with this actor's agent."""
+        """``play_share(cfg, agent, policy, *args, on_turn=...)`` (pipeline.evaluate.play_share) with this actor's
+        agent; ``on_turn`` counts its turns for the driver's stall watch, from the first call (ready to play: the
+        agent built, the imports done) on."""
         self.check()
+        self._state = {}
         key = (policy, value, mode)
         if self._agent[0] != key:
             self._agent = (None, None)  # one model in memory at a time
             self._agent = (key, cfg.build(cfg.seed, policy=policy, value=value, select=mode))
-        return play_share(cfg, self._agent[1], policy, *args)
+        return play_share(cfg, self._agent[1], policy, *args, on_turn=self._turn)
+
+    def _turn(self) -> None:
+        self._state = {"steps": self._state.get("steps", -1) + 1}
+
+    def progress(self) -> dict[str, int]:
+        return dict(self._state)
 
     def stop(self) -> None:  # the pool's stop protocol; an eval share is simply killed (nothing is written by it)
         pass
@@ -418,9 +438,10 @@ class EvalPool:
         they are); outcomes sorted by index, records of the episodes played handed over in index order."""
         n, cfg, done = self.pool.n, self.cfg, done or {}
         shares: dict[int, tuple[list[Any], list[tuple[int, dict[str, Any]]]]] = {}
+        watch = _StallWatch(self.pool, float(getattr(cfg, "ray_stall_timeout", 0) or 0))
         self.pool.run(lambda actor, i: actor.play.remote(self.play_share, cfg, policy, value, mode, split, total, (i, n),
                                                          mode, {k: o for k, o in done.items() if k % n == i}),
-                      shares.__setitem__)
+                      shares.__setitem__, poll=lambda: watch.poll(shares))
         outcomes = sorted((o for got, _ in shares.values() for o in got), key=lambda o: o.index)
         for o in outcomes:
             on_outcome(o)

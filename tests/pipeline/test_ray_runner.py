@@ -226,6 +226,21 @@ def test_eval_on_two_ray_workers_writes_the_rows_one_process_writes(ray_address,
         assert rows(tmp_path / "ray" / "episodes" / agent) == rows(tmp_path / "alone" / "episodes" / agent)
 
 
+
+@pytest.mark.slow
+def test_a_hung_eval_actor_is_killed_after_the_stall_timeout_and_its_share_rerun(ray_address, tmp_path):
+    base = ["eval", "--env", "ray_crash_env:RayCrash-v0", "--policy", "noisy-expert", "--episodes", "6",
+            "--num-envs", "1"]
+    assert run(*base, "--out", str(tmp_path / "alone")).exit_code == 0
+    flag = Path(os.environ["OREO_TEST_HANG_FLAG"])
+    flag.write_text("")  # the first actor to step claims it and never returns from that step
+    hung = run(*base, "--out", str(tmp_path / "ray"), "--ray-address", ray_address, "--workers", "2",
+               "--ray-stall-timeout", "5")
+    assert hung.exit_code == 0, hung.output
+    out = " ".join(hung.output.split())
+    assert not flag.exists() and "made no progress for" in out and "restarts on a fresh actor" in out
+    assert (tmp_path / "ray" / "outcomes.jsonl").read_text() == (tmp_path / "alone" / "outcomes.jsonl").read_text()
+
 def test_refusals_are_one_line(ray_address, tmp_path, monkeypatch):
     base = ["collect", "--env", "toy_env:Toy-v0", "--policy", "random", "--episodes", "2", "--out", str(tmp_path / "ds")]
     gpus = run(*base[:-1], str(tmp_path / "gpu"), "--ray-address", ray_address, "--gpus-per-worker", "1")
