@@ -140,9 +140,9 @@ def _evaluate_agent(cfg: EvalConfig, pool: Any, env_id: str, splits: list[str], 
     writer = open_episodes(folder, episode_settings(cfg, policy, mode, value, splits), resume=cfg.resume)
     rows, complete = [], False
     try:
-        agent = None if pool else cfg.build(cfg.seed, policy=policy, value=value, select="greedy" if mode in SEARCH_MODES else mode)
         if mode in SEARCH_MODES and (value is None or not is_model_policy(policy)):
             raise OreoError(f"--select {mode} needs a policy checkpoint and a value model (--value <dir>)")
+        agent = None  # built when a split has episodes left to play (a finished agent's models are not loaded)
         for split in splits:
             # A picklable factory (env workers build their envs with it, resolving --env as spelled: a
             # "module:Id-v0" imports its module there too); the probe names a bad option by flag.
@@ -152,8 +152,14 @@ def _evaluate_agent(cfg: EvalConfig, pool: Any, env_id: str, splits: list[str], 
             probe.close()
             ids = episode_ids(cfg, policy, mode, split)
             done = played_outcomes(folder, split, ids, total)  # what a killed evaluation had committed
+            if agent is None and pool is None and len(done) < total:
+                agent = cfg.build(cfg.seed, policy=policy, value=value, select="greedy" if mode in SEARCH_MODES else mode)
             with _Progress(f"{_label(policy)} [{mode}] {split}", total, len(done)) as bar:
-                if pool is not None:
+                if len(done) == total:
+                    outcomes = [done[i] for i in range(total)]
+                    for o in outcomes:
+                        bar.advance(o)
+                elif pool is not None:
                     outcomes = pool.play(policy, value, mode, split, total, bar.advance, writer.add, done)
                 elif mode in SEARCH_MODES:
                     outcomes = _search(make_env, agent, mode, cfg, total, bar.advance)

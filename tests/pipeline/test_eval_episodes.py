@@ -73,6 +73,13 @@ def test_a_killed_evaluation_resumes_with_the_same_episodes(tiny_math_model: Pat
     assert _outcomes(resumed) == _outcomes(reference)
     assert _episodes(folder) == _episodes(next((reference / "episodes").iterdir()))  # token ids and all
 
+    def no_model(*args, **kwargs):
+        raise AssertionError("a finished agent's models were loaded")
+
+    monkeypatch.setattr(EvalConfig, "build", no_model)
+    run_eval(cfg(resumed), report=False)  # every episode kept: nothing to play, no model to load
+    assert _outcomes(resumed) == _outcomes(reference)
+
 
 def test_other_settings_or_no_resume_play_the_agent_again(tmp_path: Path, capsys):
     out = tmp_path / "eval"
