@@ -157,7 +157,7 @@ def run_train(args, model_dir: Path, out: Path) -> dict:
         "setup_s": round(t_setup, 1), "s_per_update": round(times[-1], 3), "first_update_s": round(times[0], 3),
         "updates_timed": 1, "batch": args.batch, "seq": args.seq, "tokens_per_s": round(tok_s, 1),
         "weights_changed": round(changed / max(total, 1), 4),
-        "master_dtype": str(next(p for p in model.parameters()).dtype),
+        "master_dtype": master_dtype(tr, model),
         "checkpointed_layer_calls_per_update": calls[0] // 2,
         "expected_checkpointed_calls": 2 * shape["num_hidden_layers"] * micro,
         "loss_v": rec.get("loss_v"), "grad_norm": rec.get("grad_norm", rec.get("grad_norm_joint")),
@@ -166,6 +166,16 @@ def run_train(args, model_dir: Path, out: Path) -> dict:
         res["peak_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 2)
         res["mfu"] = round(tok_s * train_flops_per_token(shape, args.seq) / H200_BF16_FLOPS, 4)
     return res
+
+
+def master_dtype(tr, model) -> str:
+    """The dtype the optimizer steps: the module's parameters, except under DeepSpeed ZeRO, whose optimizer keeps fp32
+    partitions of bf16 modules (deepspeed 0.18.2 runtime/zero/stage_1_and_2.py:292 ``single_partition_of_fp32_groups``,
+    stage3.py:366 ``fp32_partitioned_groups_flat``; accelerate's DeepSpeedOptimizerWrapper holds it as ``.optimizer``)."""
+    module = str(next(p for p in model.parameters()).dtype)
+    zero = getattr(next(iter(tr.optimizers.values())), "optimizer", None)
+    groups = getattr(zero, "single_partition_of_fp32_groups", None) or getattr(zero, "fp32_partitioned_groups_flat", None)
+    return f"{groups[0].dtype} (ZeRO partitions; module {module})" if groups else module
 
 
 def run_generation(args, model_dir: Path) -> dict:
