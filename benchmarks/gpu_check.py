@@ -284,7 +284,8 @@ def launch_worker(config: str, args, model_dir: Path, out: Path) -> dict:
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.worker_timeout)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
+            warnings = [w.strip()[:110] for w in (done.stdout + done.stderr).splitlines() if w.startswith("warning:")]
+            return json.loads(line[len("RESULT ") :]) | {"warnings": warnings}
     tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
     raise RuntimeError(f"{config} failed (exit {done.returncode}):\n" + "\n".join(tail))
 
