@@ -37,32 +37,24 @@ def episode_ids(cfg: Any, policy: str, mode: str, split: str) -> Callable[[int],
     return lambda i: eval_episode_id(policy, mode, cfg.seed, split, i)
 
 
-def episode_settings(cfg: Any, policy: str, mode: str, value: str | None, splits: list[str]) -> dict[str, Any]:
-    """What decides the episodes of one agent (see the module docstring), fingerprints included."""
+def episode_settings(cfg: Any, policy: str, mode: str, value: str | None, env_data: dict[str, str | None]) -> dict[str, Any]:
+    """What decides the episodes of one agent (see the module docstring): ``env_data`` holds each split's data hash
+    (``recording.fingerprints.env_data_fingerprint``; None for an env whose data cannot be seen)."""
     from oreo_agents.config import to_dict
     from oreo_agents.pipeline.collect import PATH_SETTINGS, _resolved, weights_fingerprints
     from oreo_agents.pipeline.options import ENV_WORKER_OPTIONS, RAY_OPTIONS, is_model_policy
-    from oreo_agents.policies import NEEDS_EXPERT
-    from oreo_agents.recording.fingerprints import DigestCache, env_data_fingerprint
+    from oreo_agents.recording.fingerprints import DigestCache
 
     settings = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_CONTENT | set(ENV_WORKER_OPTIONS) | set(RAY_OPTIONS)}
-    settings.update(source=SOURCE, policy=policy, select=mode, value=value, split=list(splits))
+    settings.update(source=SOURCE, policy=policy, select=mode, value=value, split=list(env_data))
     for key in PATH_SETTINGS:
         if key in settings:
             settings[key] = _resolved(settings[key])
     if is_model_policy(policy):
         settings["policy"] = _resolved(policy)
-    digests = DigestCache()
-    settings.update(weights_fingerprints(policy if is_model_policy(policy) else None, value, digests))
-    data = {}
-    for split in splits:
-        env = cfg.make(split=split, expert=policy in NEEDS_EXPERT)
-        try:
-            data[split] = env_data_fingerprint(env, digests)
-        finally:
-            env.close()
-    if any(v is not None for v in data.values()):
-        settings["env_data_sha256"] = data
+    settings.update(weights_fingerprints(policy if is_model_policy(policy) else None, value, DigestCache()))
+    if any(v is not None for v in env_data.values()):
+        settings["env_data_sha256"] = dict(env_data)
     return settings
 
 

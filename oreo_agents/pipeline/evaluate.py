@@ -136,8 +136,18 @@ def _evaluate_agent(cfg: EvalConfig, pool: Any, env_id: str, splits: list[str], 
     from oreo_agents.agent.evaluate import episode_count, run_episodes, summarize
     from oreo_agents.envs.workers import EnvSpec
     from oreo_agents.policies import NEEDS_EXPERT
+    from oreo_agents.recording.fingerprints import env_data_fingerprint
 
-    writer = open_episodes(folder, episode_settings(cfg, policy, mode, value, splits), resume=cfg.resume)
+    sizes = {}  # split -> (episodes to play, the env data's hash), from one probe env per split
+    for split in splits:
+        # The probe names a bad option by flag.
+        probe = cfg.make(split=split, expert=policy in NEEDS_EXPERT)
+        try:
+            sizes[split] = (cfg.episodes or episode_count(probe), env_data_fingerprint(probe))
+        finally:
+            probe.close()
+    settings = episode_settings(cfg, policy, mode, value, {split: data for split, (_, data) in sizes.items()})
+    writer = open_episodes(folder, settings, resume=cfg.resume)
     rows, complete = [], False
     try:
         if mode in SEARCH_MODES and (value is None or not is_model_policy(policy)):
@@ -145,11 +155,9 @@ def _evaluate_agent(cfg: EvalConfig, pool: Any, env_id: str, splits: list[str], 
         agent = None  # built when a split has episodes left to play (a finished agent's models are not loaded)
         for split in splits:
             # A picklable factory (env workers build their envs with it, resolving --env as spelled: a
-            # "module:Id-v0" imports its module there too); the probe names a bad option by flag.
+            # "module:Id-v0" imports its module there too).
             make_env = EnvSpec(cfg.env, cfg.env_kwargs(env_id, split=split, expert=policy in NEEDS_EXPERT))
-            probe = cfg.make(split=split, expert=policy in NEEDS_EXPERT)
-            total = cfg.episodes or episode_count(probe)
-            probe.close()
+            total = sizes[split][0]
             ids = episode_ids(cfg, policy, mode, split)
             done = played_outcomes(folder, split, ids, total)  # what a killed evaluation had committed
             if agent is None and pool is None and len(done) < total:
@@ -177,7 +185,7 @@ def _evaluate_agent(cfg: EvalConfig, pool: Any, env_id: str, splits: list[str], 
         writer.close(complete=complete)  # flushes what is buffered (Ctrl-C, an error): the rerun resumes from it
 
 
-def play_share(cfg: EvalConfig, agent: Any, policy: str, split: str, total: int, share: tuple[int, int], mode: str,
+def play_share(cfg: EvalConfig, agent: Any, policy: str, mode: str, split: str, total: int, share: tuple[int, int],
                done: dict[int, Any], on_turn: Any = None) -> tuple[list[Any], list[tuple[int, dict[str, Any]]]]:
     """Episodes ``i % n == k`` of ``0..total-1`` on ``split`` for ``share=(k, n)`` (one Ray actor's part), but those in
     ``done``: the outcomes and ``(index, record row)`` pairs, which the driver merges into the report one process

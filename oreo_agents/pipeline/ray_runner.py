@@ -329,7 +329,6 @@ class _CollectProgress:
         self.bar.update(summary)
 
 
-
 def collect_on_ray(cfg: Any, writer: Any, env_id: str, kwargs: dict[str, Any], *,
                    play_share: Callable[..., Any], report: Callable[[Any, Any, int], None]) -> Any:
     """Play ``cfg``'s plan on ``cfg.workers`` Ray actors into ``writer.out`` and ``report(cfg, summary, total)`` once.
@@ -394,7 +393,7 @@ class EvalWorker(_Worker):
         self._state: dict[str, int] = {}
 
     def play(self, play_share: Callable[..., Any], cfg: Any, policy: str, value: str | None, mode: str, *args: Any) -> Any:
-        """``play_share(cfg, agent, policy, *args, on_turn=...)`` (pipeline.evaluate.play_share) with this actor's
+        """``play_share(cfg, agent, policy, mode, *args, on_turn=...)`` (pipeline.evaluate.play_share) with this actor's
         agent; ``on_turn`` counts its turns for the driver's stall watch, from the first call (ready to play: the
         agent built, the imports done) on."""
         self.check()
@@ -403,7 +402,7 @@ class EvalWorker(_Worker):
         if self._agent[0] != key:
             self._agent = (None, None)  # one model in memory at a time
             self._agent = (key, cfg.build(cfg.seed, policy=policy, value=value, select=mode))
-        return play_share(cfg, self._agent[1], policy, *args, on_turn=self._turn)
+        return play_share(cfg, self._agent[1], policy, mode, *args, on_turn=self._turn)
 
     def _turn(self) -> None:
         self._state = {"steps": self._state.get("steps", -1) + 1}
@@ -440,7 +439,7 @@ class EvalPool:
         shares: dict[int, tuple[list[Any], list[tuple[int, dict[str, Any]]]]] = {}
         watch = _StallWatch(self.pool, float(getattr(cfg, "ray_stall_timeout", 0) or 0))
         self.pool.run(lambda actor, i: actor.play.remote(self.play_share, cfg, policy, value, mode, split, total, (i, n),
-                                                         mode, {k: o for k, o in done.items() if k % n == i}),
+                                                         {k: o for k, o in done.items() if k % n == i}),
                       shares.__setitem__, poll=lambda: watch.poll(shares))
         outcomes = sorted((o for got, _ in shares.values() for o in got), key=lambda o: o.index)
         for o in outcomes:
