@@ -80,6 +80,10 @@ def test_quickstart_writes_the_value_lens_of_its_oreo_value(toy_run):
     assert {e["split"] for e in summary["episode_values"]} == {"train", "valid_unseen"}
     assert "value lens" in proc.stdout and "AUC of V(s0)" in proc.stdout and "ECE" in proc.stdout
     assert json.loads((tmp / "runs" / "value.done.json").read_text())["report"].endswith("value_report.md")
+    # The expert check: the OREO agent's ALFWorld episodes replayed with the expert (its states counted, not scored here)
+    check = json.loads((lens / "expert_check.json").read_text())
+    assert check["states"] == json.loads((tmp / "runs" / "value.done.json").read_text())["expert_check"]["states"]
+    assert "expert check" in proc.stdout and "## The expert check" in (lens / "value_report.md").read_text()
 
 
 def test_rollouts_hold_the_sft_models_own_token_ids(toy_run):

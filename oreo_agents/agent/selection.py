@@ -124,12 +124,12 @@ def values_before_and_after(value_model: Any, contexts: Sequence[Sequence[int]],
 
 
 def policy_logprobs(lm: Any, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]],
-                    pad_id: int = 0) -> list[list[list[float]]]:
+                    pad_id: int = 0, prefix_cache: Any = None) -> list[list[list[float]]]:
     """log pi(token | prefix) for every token of every continuation (one batched policy forward)."""
     import torch
 
     with torch.inference_mode():
-        last, cont, rows = prefix_forward(lm, contexts, continuations, pad_id, "logits")
+        last, cont, rows = prefix_forward(lm, contexts, continuations, pad_id, "logits", prefix_cache)
         first_lp = torch.log_softmax(last.float(), -1)  # predicts each continuation's first token
         cont_lp = torch.log_softmax(cont.float(), -1)  # position j predicts token j + 1
     flat = [c for conts in continuations for c in conts]

@@ -261,7 +261,14 @@ def value_stage(out: Path, agent: AgentSpec, value: str) -> dict[str, Any]:
     console.print(f"  {escape(str(out / 'value' / 'value_report.md'))}: V along successes vs failures (value_curves.png), "
                   "calibration, and A_t per step (value_trace.html)", soft_wrap=True)
     keep = ("episodes", "successes", "auc_v0", "auc_states", "auc_last", "ece", "ece_v0")
-    return {"report": str(out / "value" / "value_report.md"), **{k: summary[k] for k in keep}}
+    result = {"report": str(out / "value" / "value_report.md"), **{k: summary[k] for k in keep}}
+    from oreo_agents.pipeline.value_report import expert_check_for
+
+    check = expert_check_for(agent.policy, value, rows, out / "value")  # ALFWorld only: does V prefer the expert's?
+    if check is not None:
+        result["expert_check"] = {k: check[k] for k in ("states", "episodes", "v_prefers_expert", "v_ci",
+                                                        "policy_prefers_expert", "mean_v_margin")}
+    return result
 
 
 def sft_stage(cfg: StartConfig, expert_data: Path) -> str:
