@@ -19,7 +19,6 @@ coin); ``policy_prefers_expert`` is the policy's on the same states, the bar V m
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
@@ -158,9 +157,8 @@ def summarize_checks(checks: Sequence[ExpertCheck]) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    """The check as a Markdown section."""
-    def pct(x: float | None) -> str:
-        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.0%}"
+    """The check as a Markdown section (missing numbers as the value report writes them)."""
+    from oreo_agents.agent.value_report import fmt
 
     lines = ["## The expert check: does V prefer the expert's action where the agent left it?", "",
              "| states (episodes) | V prefers the expert's (95% CI) | the policy prefers the expert's | mean V(expert) − V(agent) |",
@@ -169,9 +167,9 @@ def markdown(summary: dict[str, Any]) -> str:
                      ("in failed episodes", summary["in_failures"]),
                      *((f"split {s}", g) for s, g in summary["splits"].items())]:
         lo, hi = g["v_ci"]
-        margin = "–" if g["mean_v_margin"] is None else f"{g['mean_v_margin']:+.3f}"
-        lines.append(f"| {label}: {g['states']} ({g['episodes']}) | {pct(g['v_prefers_expert'])} "
-                     f"({pct(lo)} – {pct(hi)}) | {pct(g['policy_prefers_expert'])} | {margin} |")
+        lines.append(f"| {label}: {g['states']} ({g['episodes']}) | {fmt(g['v_prefers_expert'], '.0%')} "
+                     f"({fmt(lo, '.0%')} – {fmt(hi, '.0%')}) | {fmt(g['policy_prefers_expert'], '.0%')} | "
+                     f"{fmt(g['mean_v_margin'], '+.3f')} |")
     lines += ["", "States of one episode are not independent: read the interval as a lower bound on the uncertainty.",
               "", "Where V preferred the agent's action most:", ""]
     for e in summary["examples"]:

@@ -25,9 +25,9 @@ from oreo_agents.agent.expert_check import (  # noqa: E402
 from oreo_agents.agent.selection import policy_logprobs, value_at_ends  # noqa: E402
 from oreo_agents.cli.app import cli  # noqa: E402
 from oreo_agents.errors import OreoError  # noqa: E402
-from oreo_agents.models.loading import ValueModel, load_policy, load_tokenizer  # noqa: E402
+from oreo_agents.models.loading import load_policy  # noqa: E402
 from oreo_agents.prompting import context_ids, encode_text, format_for, reply_terminator_ids  # noqa: E402
-from tests.models.tiny_lm import build  # noqa: E402
+from tests.models.tiny_lm import build_value  # noqa: E402
 
 ALF = "oreo_agents/ALFWorld-v0"
 WRONG = "inventory"  # never the expert's next action in a pick-and-place game
@@ -95,14 +95,8 @@ def test_the_replay_names_the_experts_action_at_every_recorded_state(episode):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("expert-check")
-    base = build(root)
-    value = ValueModel.from_base(base)
-    torch.manual_seed(0)
-    torch.nn.init.normal_(value.head.weight, std=1.0)
-    tok = load_tokenizer(base)
-    value.save_pretrained(root / "value", tokenizer=tok)
-    return value.eval(), load_policy(base).eval(), tok, base, root / "value"
+    base, value, tok, value_dir = build_value(tmp_path_factory.mktemp("expert-check"))
+    return value, load_policy(base).eval(), tok, base, value_dir
 
 
 def test_only_the_states_off_the_experts_path_are_scored_as_an_agent_would(episode, tiny):

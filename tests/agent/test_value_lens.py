@@ -14,9 +14,8 @@ from click.testing import CliRunner  # noqa: E402
 from oreo_agents.agent.value_lens import score_episodes, summarize_lens  # noqa: E402
 from oreo_agents.agent.value_report import FILES, write_value_report  # noqa: E402
 from oreo_agents.cli.app import cli  # noqa: E402
-from oreo_agents.models.loading import ValueModel, load_tokenizer  # noqa: E402
 from oreo_agents.prompting import encode_episode, format_for  # noqa: E402
-from tests.models.tiny_lm import build  # noqa: E402
+from tests.models.tiny_lm import build_value  # noqa: E402
 
 ALF = "oreo_agents/ALFWorld-v0"
 
@@ -40,14 +39,8 @@ ROWS = [_row(0, ["go to cabinet 1", "open cabinet 1", "take mug 1 from cabinet 1
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lens")
-    tiny = build(root)
-    value = ValueModel.from_base(tiny)
-    torch.manual_seed(0)
-    torch.nn.init.normal_(value.head.weight, std=1.0)  # non-trivial values
-    tok = load_tokenizer(tiny)
-    value.save_pretrained(root / "value", tokenizer=tok)
-    return value.eval(), tok, root / "value"
+    _, value, tok, value_dir = build_value(tmp_path_factory.mktemp("lens"))
+    return value, tok, value_dir
 
 
 def test_values_are_read_just_before_and_right_after_each_reply(model):

@@ -19,3 +19,19 @@ def build(root: Path) -> Path:
 
     torch.set_num_threads(1)
     return build_tiny_model(TEXTS, root / "tiny-lm", preset="tiny", seed=0)
+
+
+def build_value(root: Path):
+    """The tiny LM at ``root`` (built if needed) with a value head drawn N(0, 1) under seed 0 (non-trivial values),
+    saved with its tokenizer under ``root / "value"``: ``(base folder, value model in eval mode, tokenizer, value folder)``."""
+    import torch
+
+    from oreo_agents.models.loading import ValueModel, load_tokenizer
+
+    base = build(root)
+    value = ValueModel.from_base(base)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(value.head.weight, std=1.0)
+    tok = load_tokenizer(base)
+    value.save_pretrained(root / "value", tokenizer=tok)
+    return base, value.eval(), tok, root / "value"
